@@ -1,0 +1,92 @@
+"""Settings: read from the environment in this one place, then passed down as plain values.
+
+Every variable is optional; the defaults run the job on this machine with local storage.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+PORTAL_CSV_URL = "https://data.cityofchicago.org/api/views/6iiy-9s97/rows.csv?accessType=DOWNLOAD"
+
+
+def _project_dir() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The job's configuration. ``Settings.from_env()`` documents each variable."""
+
+    source: str = PORTAL_CSV_URL
+    storage: str = field(default_factory=lambda: str(_project_dir() / "var" / "storage"))
+    series: tuple[str, ...] = ("bus", "rail")
+    horizon: int = 14
+    sarima_train_start: str = "2018-01-01"
+    sarima_train_days: int | None = None
+    rnn_models: tuple[str, ...] = ("mulvar_rnn", "seq2seq")
+    rnn_train_years: int = 3
+    rnn_max_epochs: int = 500
+    retrain_weekday: int = 0  # Monday
+    mape_alert_threshold: float = 15.0
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        """Build settings from ``RIDERSHIP_*`` variables.
+
+        RIDERSHIP_SOURCE            raw CSV: URL, local path or fsspec URL (default: Chicago Data Portal)
+        RIDERSHIP_STORAGE           storage root: local path or fsspec URL (default: ./var/storage)
+        RIDERSHIP_SERIES            comma-separated series to forecast (default: bus,rail)
+        RIDERSHIP_HORIZON           days ahead forecast from each cutoff (default: 14)
+        RIDERSHIP_SARIMA_TRAIN_START  first date of SARIMA's expanding window (default: 2018-01-01)
+        RIDERSHIP_SARIMA_TRAIN_DAYS   if set, a rolling window of this many days instead
+        RIDERSHIP_RNN_MODELS        production RNN architectures (default: mulvar_rnn,seq2seq)
+        RIDERSHIP_RNN_TRAIN_YEARS   years of history an RNN trains on (default: 3)
+        RIDERSHIP_RNN_MAX_EPOCHS    epoch cap for RNN training (default: 500)
+        RIDERSHIP_RETRAIN_WEEKDAY   weekday of the weekly RNN retrain, 0=Monday (default: 0)
+        RIDERSHIP_MAPE_ALERT        28-day MAPE (%) above which a model is flagged (default: 15)
+        RIDERSHIP_WORKERS           worker processes for parallel fits (default: CPU count)
+        """
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        train_days = env.get("RIDERSHIP_SARIMA_TRAIN_DAYS")
+        return cls(
+            source=env.get("RIDERSHIP_SOURCE", defaults.source),
+            storage=env.get("RIDERSHIP_STORAGE", defaults.storage),
+            series=_csv(env.get("RIDERSHIP_SERIES", ",".join(defaults.series))),
+            horizon=int(env.get("RIDERSHIP_HORIZON", defaults.horizon)),
+            sarima_train_start=env.get("RIDERSHIP_SARIMA_TRAIN_START", defaults.sarima_train_start),
+            sarima_train_days=int(train_days) if train_days else None,
+            rnn_models=_csv(env.get("RIDERSHIP_RNN_MODELS", ",".join(defaults.rnn_models))),
+            rnn_train_years=int(env.get("RIDERSHIP_RNN_TRAIN_YEARS", defaults.rnn_train_years)),
+            rnn_max_epochs=int(env.get("RIDERSHIP_RNN_MAX_EPOCHS", defaults.rnn_max_epochs)),
+            retrain_weekday=int(env.get("RIDERSHIP_RETRAIN_WEEKDAY", defaults.retrain_weekday)),
+            mape_alert_threshold=float(env.get("RIDERSHIP_MAPE_ALERT", defaults.mape_alert_threshold)),
+            workers=int(env.get("RIDERSHIP_WORKERS", defaults.workers)),
+        )
+
+
+# Prefect defaults this job ships with; an explicit environment variable always wins.
+PREFECT_DEFAULTS = {
+    # Prefect's temporary local server takes 15-25 s to start here; its default 20 s timeout
+    # fails under load.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "PREFECT_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+}
+
+
+def apply_prefect_defaults(environ: dict[str, str] | None = None) -> None:
+    """Set the shipped Prefect defaults where the environment does not set them already."""
+    env = os.environ if environ is None else environ
+    for name, value in PREFECT_DEFAULTS.items():
+        env.setdefault(name, value)

@@ -1,0 +1,104 @@
+"""The report's charts as PNG bytes.
+
+Figures are built as :class:`matplotlib.figure.Figure` objects on an Agg canvas: no pyplot, so
+no global figure registry, no GUI backend and nothing changed at import time; a worker process
+can draw many reports without leaking figures. PNG metadata carries no software version, so the
+same data gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+from matplotlib.figure import Figure
+from matplotlib.ticker import StrMethodFormatter
+
+REFERENCE_STYLE = {"color": "0.45", "linestyle": "--"}
+_PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+_FIGSIZE = (9.0, 4.0)
+_DPI = 100
+
+
+def model_colors(models: Sequence[str]) -> dict[str, str]:
+    """A stable colour per model (by sorted name), so a model looks the same in every chart."""
+    return {model: _PALETTE[i % len(_PALETTE)] for i, model in enumerate(sorted(set(models)))}
+
+
+def forecasts_vs_actuals_png(
+    forecasts: pd.DataFrame,
+    actuals: pd.DataFrame,
+    title: str,
+    reference_model: str,
+    colors: Mapping[str, str],
+) -> bytes:
+    """Actuals against each model's forecasts, with the 95% band where a model has one.
+
+    ``forecasts`` holds the rows to draw (one horizon, one series, the plotted dates);
+    ``actuals`` the matching ``ds, y`` rows. The caller chooses the dates and horizon.
+    """
+    figure, axes = _new_figure()
+    actual = actuals.sort_values("ds")
+    axes.plot(actual["ds"], actual["y"], color="black", linewidth=1.8, label="actual", zorder=3)
+    for model, rows in forecasts.sort_values(["model", "ds"]).groupby("model", sort=True):
+        is_reference = model == reference_model
+        style = REFERENCE_STYLE if is_reference else {"color": colors.get(str(model), "C0")}
+        axes.plot(rows["ds"], rows["y_hat"], linewidth=1.2, label=str(model), **style)
+        band = rows.dropna(subset=["y_lo_95", "y_hi_95"])
+        if not band.empty:
+            axes.fill_between(band["ds"], band["y_lo_95"], band["y_hi_95"], color=style["color"], alpha=0.15, linewidth=0)
+    _format_date_axis(axes)
+    axes.set_ylabel("daily boardings")
+    axes.set_title(title)
+    axes.legend(loc="upper left", fontsize="small", ncols=2)
+    return _to_png(figure)
+
+
+def mae_by_horizon_png(
+    metrics: pd.DataFrame,
+    title: str,
+    reference_model: str,
+    colors: Mapping[str, str],
+) -> bytes:
+    """MAE against horizon, one line per model, from metrics rows of one series and window."""
+    figure, axes = _new_figure()
+    per_horizon = metrics[(metrics["h"] > 0) & metrics["mae"].notna()].sort_values(["model", "h"])
+    for model, rows in per_horizon.groupby("model", sort=True):
+        style = REFERENCE_STYLE if model == reference_model else {"color": colors.get(str(model), "C0")}
+        axes.plot(rows["h"], rows["mae"], marker="o", markersize=3, linewidth=1.2, label=str(model), **style)
+    horizons = np.sort(per_horizon["h"].unique())
+    if horizons.size:
+        axes.set_xticks(horizons)
+    axes.set_xlabel("horizon h (days after cutoff)")
+    axes.set_ylabel("MAE (boardings)")
+    axes.set_ylim(bottom=0)
+    axes.set_title(title)
+    axes.legend(loc="upper left", fontsize="small", ncols=2)
+    return _to_png(figure)
+
+
+def _new_figure() -> tuple[Figure, Axes]:
+    figure = Figure(figsize=_FIGSIZE, dpi=_DPI, layout="constrained")
+    FigureCanvasAgg(figure)  # attaches itself as figure.canvas
+    axes = figure.add_subplot()
+    axes.grid(True, alpha=0.3)
+    # Ridership is in the hundreds of thousands: plain numbers with separators, no "1e5" offset.
+    axes.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    return figure, axes
+
+
+def _format_date_axis(axes: Axes) -> None:
+    locator = AutoDateLocator()
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+
+
+def _to_png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()

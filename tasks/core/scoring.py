@@ -1,0 +1,341 @@
+"""Scoring forecasts against actuals: the metrics table, the leaderboard and MAPE alerts.
+
+Pure functions on frames: no Prefect, no storage, no clock. Conventions (also in
+:mod:`schemas.metrics`):
+
+* A forecast belongs to a window when its target date ``ds`` lies in the window, both ends
+  inclusive. ``last_28`` at eval date E holds the targets E-27 .. E.
+* A forecast whose target has no actual (not yet published, or a gap in the series) is *pending*:
+  counted in ``pending``, never scored as an error.
+* MAPE leaves out targets whose actual is 0 (the percentage is undefined there) and counts them
+  in ``mape_excluded_zero``; MAE and bias still include them.
+* Interval coverage is the share of scored targets inside ``[y_lo, y_hi]`` among forecasts that
+  carry that interval; NaN when none does.
+* A metrics row exists when the model has a forecast targeting a date in the window (scored or
+  pending). A window with no forecast at all gives no rows; all-pending gives ``count = 0`` and
+  NaN metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from schemas.metrics import (
+    ALL_HORIZONS,
+    TRAILING_WINDOW_DAYS,
+    MetricsSchema,
+    range_window_name,
+    trailing_window_name,
+)
+
+DEFAULT_SERIES = ("bus", "rail")
+REFERENCE_MODEL = "naive"
+DEFAULT_ALERT_WINDOW = trailing_window_name(28)
+DEFAULT_MAPE_THRESHOLD = 15.0
+INTERVAL_LEVELS = (80, 95)
+_DATE_DTYPE = "datetime64[ns]"
+_GROUP = ["unique_id", "model"]
+
+
+@dataclass(frozen=True)
+class Window:
+    """An inclusive range of target dates, named as in the metrics ``window`` column."""
+
+    name: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+
+
+def trailing_windows(eval_date: pd.Timestamp | str, days: Sequence[int] = TRAILING_WINDOW_DAYS) -> list[Window]:
+    """The windows of the last ``d`` target dates ending at ``eval_date``, for each ``d``."""
+    end = _midnight(eval_date)
+    return [Window(trailing_window_name(d), end - pd.Timedelta(days=d - 1), end) for d in days]
+
+
+def range_window(start: pd.Timestamp | str, end: pd.Timestamp | str) -> Window:
+    """An explicit window (a backfill's range of target dates), both ends inclusive."""
+    first, last = _midnight(start), _midnight(end)
+    if first > last:
+        raise ValueError(f"window start {first.date()} is after its end {last.date()}")
+    return Window(range_window_name(first, last), first, last)
+
+
+def actuals_long(clean: pd.DataFrame, series: Sequence[str] = DEFAULT_SERIES) -> pd.DataFrame:
+    """The clean series (``service_date``, ``bus``, ``rail``) as long ``unique_id, ds, y`` rows."""
+    long = clean.melt(id_vars="service_date", value_vars=list(series), var_name="unique_id", value_name="y")
+    long = long.rename(columns={"service_date": "ds"})
+    return _normalise_actuals(long)
+
+
+def join_actuals(forecasts: pd.DataFrame, actuals: pd.DataFrame) -> pd.DataFrame:
+    """Forecasts with their actual ``y`` beside them (NaN while pending).
+
+    ``actuals`` is either the clean series frame or its long form (``unique_id, ds, y``).
+    """
+    _reject_duplicates(forecasts, ["unique_id", "model", "cutoff", "h"], "forecasts")
+    long = _as_long_actuals(actuals)
+    left = forecasts.assign(ds=forecasts["ds"].astype(_DATE_DTYPE), unique_id=forecasts["unique_id"].astype(str))
+    return left.merge(long, on=["unique_id", "ds"], how="left", validate="many_to_one")
+
+
+def score_forecasts(
+    forecasts: pd.DataFrame,
+    actuals: pd.DataFrame,
+    eval_date: pd.Timestamp | str,
+    windows: Sequence[Window] | None = None,
+) -> pd.DataFrame:
+    """The metrics table (:class:`schemas.metrics.MetricsSchema`) of ``forecasts`` at ``eval_date``.
+
+    ``windows`` defaults to the trailing 7/28/91-day windows ending at ``eval_date``; add a
+    :func:`range_window` for a backfill. Rows come sorted by window (in the order given), series,
+    model and horizon, so the same inputs always give the same table.
+    """
+    chosen = list(trailing_windows(eval_date) if windows is None else windows)
+    if len({w.name for w in chosen}) != len(chosen):
+        raise ValueError("window names must be unique")
+    # Sorting before summing fixes the order floats are added in: identical bits on every rerun,
+    # whatever order the forecast partitions were read in.
+    joined = join_actuals(forecasts, actuals).sort_values(["unique_id", "model", "h", "ds"], kind="stable")
+    per_forecast = _per_forecast_terms(joined)
+    parts = [
+        _score_window(per_forecast, window, order).assign(eval_date=_midnight(eval_date))
+        for order, window in enumerate(chosen)
+    ]
+    metrics = pd.concat([_empty_sums(), *parts], ignore_index=True) if parts else _empty_sums()
+    metrics = metrics.sort_values(["_order", "unique_id", "model", "h"], kind="stable")
+    return MetricsSchema.validate(_finalise(metrics.reset_index(drop=True)))
+
+
+def leaderboard(
+    metrics: pd.DataFrame,
+    window: str = DEFAULT_ALERT_WINDOW,
+    reference_model: str = REFERENCE_MODEL,
+    eval_date: pd.Timestamp | str | None = None,
+) -> pd.DataFrame:
+    """Models per series, ranked by MAE over all horizons (``rank_all``) and at h=1 (``rank_h1``).
+
+    ``rel_mae_*`` divides a model's MAE by the reference model's on the same series and horizon
+    (below 1 beats the seasonal-naive baseline). ``eval_date`` defaults to the latest in
+    ``metrics``. Rows are ordered by series, ``rank_all`` (unranked last), model.
+    """
+    rows = _select(metrics, window, eval_date)
+    h1 = rows[rows["h"] == 1].set_index(_GROUP)[["mae", "mape", "count"]].add_suffix("_h1")
+    pooled = rows[rows["h"] == ALL_HORIZONS].set_index(_GROUP)
+    pooled = pooled[["mae", "mape", "bias", "coverage_80", "coverage_95", "count", "pending"]].add_suffix("_all")
+    board = pooled.join(h1, how="outer").reset_index()
+    for suffix in ("h1", "all"):
+        reference = board[board["model"] == reference_model].set_index("unique_id")[f"mae_{suffix}"]
+        reference_mae = board["unique_id"].map(reference).astype(np.float64)
+        board[f"rel_mae_{suffix}"] = board[f"mae_{suffix}"] / reference_mae.where(reference_mae > 0)
+        ranks = board.groupby("unique_id")[f"mae_{suffix}"].rank(method="min")
+        board[f"rank_{suffix}"] = ranks.astype("Int64")
+    board["is_reference"] = board["model"] == reference_model
+    for column in ("count_h1", "count_all", "pending_all"):
+        board[column] = board[column].fillna(0).astype(np.int64)
+    board = board.sort_values(["unique_id", "rank_all", "model"], na_position="last", kind="stable")
+    columns = [
+        "unique_id", "model", "is_reference", "rank_all", "rank_h1",
+        "mae_h1", "mape_h1", "rel_mae_h1", "count_h1",
+        "mae_all", "mape_all", "rel_mae_all", "bias_all", "coverage_80_all", "coverage_95_all",
+        "count_all", "pending_all",
+    ]  # fmt: skip
+    return board[columns].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class MapeAlert:
+    """A model whose MAPE over a window exceeded the alert threshold."""
+
+    unique_id: str
+    model: str
+    window: str
+    eval_date: pd.Timestamp
+    h: int
+    mape: float
+    threshold: float
+
+    @property
+    def message(self) -> str:
+        horizons = "all horizons" if self.h == ALL_HORIZONS else f"h={self.h}"
+        return (
+            f"{self.unique_id}/{self.model}: MAPE {self.mape:.1f}% over {self.window} ({horizons}) "
+            f"exceeds {self.threshold:g}%"
+        )
+
+    def as_record(self) -> dict[str, Any]:
+        """Plain JSON-serialisable fields, for a Prefect artifact or a log line."""
+        return {
+            "unique_id": self.unique_id,
+            "model": self.model,
+            "window": self.window,
+            "eval_date": self.eval_date.date().isoformat(),
+            "h": self.h,
+            "mape": self.mape,
+            "threshold": self.threshold,
+            "message": self.message,
+        }
+
+
+def mape_alerts(
+    metrics: pd.DataFrame,
+    threshold: float = DEFAULT_MAPE_THRESHOLD,
+    window: str = DEFAULT_ALERT_WINDOW,
+    h: int = ALL_HORIZONS,
+    eval_date: pd.Timestamp | str | None = None,
+) -> list[MapeAlert]:
+    """Models whose MAPE over ``window`` (pooled horizons by default) is above ``threshold`` %.
+
+    A model without a MAPE (nothing scored yet) raises no alert: the report shows its pending count.
+    """
+    rows = _select(metrics, window, eval_date)
+    over = rows[(rows["h"] == h) & (rows["mape"] > threshold)].sort_values(_GROUP, kind="stable")
+    return [
+        MapeAlert(
+            unique_id=str(row.unique_id),
+            model=str(row.model),
+            window=window,
+            eval_date=pd.Timestamp(row.eval_date),
+            h=int(row.h),
+            mape=float(row.mape),
+            threshold=float(threshold),
+        )
+        for row in over.itertuples(index=False)
+    ]
+
+
+# --- internals -----------------------------------------------------------------------------
+
+
+def _midnight(value: pd.Timestamp | str) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    if stamp != stamp.normalize():
+        raise ValueError(f"expected a date at midnight, got {stamp}")
+    return stamp.as_unit("ns")
+
+
+def _reject_duplicates(frame: pd.DataFrame, key: list[str], what: str) -> None:
+    # A duplicate would silently count a forecast twice; storage promises replacement, not append.
+    duplicated = frame.duplicated(key, keep=False)
+    if duplicated.any():
+        example = frame.loc[duplicated, key].iloc[0].to_dict()
+        raise ValueError(f"{what} hold duplicate rows for {key}, e.g. {example}")
+
+
+def _normalise_actuals(long: pd.DataFrame) -> pd.DataFrame:
+    result = pd.DataFrame(
+        {
+            "unique_id": long["unique_id"].astype(str),
+            "ds": long["ds"].astype(_DATE_DTYPE),
+            "y": long["y"].astype(np.float64),
+        }
+    )
+    _reject_duplicates(result, ["unique_id", "ds"], "actuals")
+    return result.dropna(subset=["y"]).reset_index(drop=True)
+
+
+def _as_long_actuals(actuals: pd.DataFrame) -> pd.DataFrame:
+    if "service_date" in actuals.columns:
+        series = [s for s in DEFAULT_SERIES if s in actuals.columns]
+        return actuals_long(actuals, series)
+    if {"unique_id", "ds", "y"} <= set(actuals.columns):
+        return _normalise_actuals(actuals)
+    raise ValueError("actuals need service_date + series columns, or unique_id, ds, y")
+
+
+def _per_forecast_terms(joined: pd.DataFrame) -> pd.DataFrame:
+    """One row per forecast with the additive terms every metric is a ratio of."""
+    scored = joined["y"].notna()
+    error = (joined["y_hat"] - joined["y"]).where(scored, 0.0)
+    nonzero = scored & (joined["y"] != 0)
+    terms = pd.DataFrame(
+        {
+            "unique_id": joined["unique_id"],
+            "model": joined["model"].astype(str),
+            "h": joined["h"].astype(np.int64),
+            "ds": joined["ds"],
+            "n_scored": scored.astype(np.int64),
+            "n_pending": (~scored).astype(np.int64),
+            "n_zero": (scored & (joined["y"] == 0)).astype(np.int64),
+            "sum_error": error,
+            "sum_abs_error": error.abs(),
+            "n_pct": nonzero.astype(np.int64),
+            "sum_abs_pct": (error.abs() / joined["y"].abs()).where(nonzero, 0.0) * 100.0,
+        }
+    )
+    for level in INTERVAL_LEVELS:
+        lower, upper = joined[f"y_lo_{level}"], joined[f"y_hi_{level}"]
+        has_interval = scored & lower.notna() & upper.notna()
+        inside = has_interval & (joined["y"] >= lower) & (joined["y"] <= upper)
+        terms[f"n_interval_{level}"] = has_interval.astype(np.int64)
+        terms[f"n_inside_{level}"] = inside.astype(np.int64)
+    return terms
+
+
+def _score_window(terms: pd.DataFrame, window: Window, order: int) -> pd.DataFrame:
+    in_window = terms[(terms["ds"] >= window.start) & (terms["ds"] <= window.end)].drop(columns="ds")
+    by_horizon = in_window.groupby([*_GROUP, "h"], sort=True).sum().reset_index()
+    pooled = in_window.drop(columns="h").groupby(_GROUP, sort=True).sum().reset_index()
+    pooled.insert(2, "h", np.int64(ALL_HORIZONS))
+    sums = pd.concat([by_horizon, pooled], ignore_index=True)
+    return sums.assign(window=window.name, window_start=window.start, window_end=window.end, _order=order)
+
+
+def _empty_sums() -> pd.DataFrame:
+    # Keeps dtypes right when no window has a forecast, so the empty table still meets the schema.
+    return pd.DataFrame(
+        {
+            "eval_date": pd.Series(dtype=_DATE_DTYPE),
+            "window": pd.Series(dtype=str),
+            "window_start": pd.Series(dtype=_DATE_DTYPE),
+            "window_end": pd.Series(dtype=_DATE_DTYPE),
+            "unique_id": pd.Series(dtype=str),
+            "model": pd.Series(dtype=str),
+            "h": pd.Series(dtype=np.int64),
+            "_order": pd.Series(dtype=np.int64),
+            **{c: pd.Series(dtype=np.int64) for c in ("n_scored", "n_pending", "n_zero", "n_pct")},
+            **{c: pd.Series(dtype=np.float64) for c in ("sum_error", "sum_abs_error", "sum_abs_pct")},
+            **{f"n_{kind}_{lvl}": pd.Series(dtype=np.int64) for kind in ("interval", "inside") for lvl in INTERVAL_LEVELS},
+        }
+    )
+
+
+def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
+    """``numerator / denominator`` as float64, NaN where there was nothing to average."""
+    return (numerator / denominator.where(denominator > 0)).astype(np.float64)
+
+
+def _finalise(sums: pd.DataFrame) -> pd.DataFrame:
+    metrics = pd.DataFrame(
+        {
+            "eval_date": sums["eval_date"].astype(_DATE_DTYPE),
+            "window": sums["window"].astype(str),
+            "window_start": sums["window_start"].astype(_DATE_DTYPE),
+            "window_end": sums["window_end"].astype(_DATE_DTYPE),
+            "unique_id": sums["unique_id"].astype(str),
+            "model": sums["model"].astype(str),
+            "h": sums["h"].astype(np.int64),
+            "count": sums["n_scored"].astype(np.int64),
+            "pending": sums["n_pending"].astype(np.int64),
+            "mape_excluded_zero": sums["n_zero"].astype(np.int64),
+            "mae": _ratio(sums["sum_abs_error"], sums["n_scored"]),
+            "mape": _ratio(sums["sum_abs_pct"], sums["n_pct"]),
+            "bias": _ratio(sums["sum_error"], sums["n_scored"]),
+            **{
+                f"coverage_{lvl}": _ratio(sums[f"n_inside_{lvl}"], sums[f"n_interval_{lvl}"])
+                for lvl in INTERVAL_LEVELS
+            },
+        }
+    )
+    return metrics
+
+
+def _select(metrics: pd.DataFrame, window: str, eval_date: pd.Timestamp | str | None) -> pd.DataFrame:
+    """The rows of one window at one eval date (the latest present unless given)."""
+    if metrics.empty:
+        return metrics
+    stamp = metrics["eval_date"].max() if eval_date is None else _midnight(eval_date)
+    return metrics[(metrics["window"] == window) & (metrics["eval_date"] == stamp)]

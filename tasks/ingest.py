@@ -1,0 +1,96 @@
+"""Prefect tasks for ingest: fetch, archive, validate, quarantine, merge."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+
+from storage import Store
+from storage.source import fetch_source
+from tasks.core.cleaning import ValidatedBatch, merge_into_clean, read_raw_csv, validate_batch
+
+QUARANTINE_LINES_LOGGED = 20
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    source: str
+    raw_path: str
+    rows_read: int
+    duplicates_dropped: int
+    quarantined: int
+    calendar_mismatches: int
+    added: int
+    revised: int
+    clean_rows: int
+    first_date: str | None
+    last_date: str | None
+    quarantine_path: str | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=10), cache_policy=NO_CACHE)
+def fetch_raw(source: str) -> bytes:
+    return fetch_source(source)
+
+
+@task(cache_policy=NO_CACHE)
+def archive_raw(store: Store, data: bytes, source: str, ingested_at: datetime) -> str:
+    return store.ridership.save_raw(data, source, ingested_at)
+
+
+@task(cache_policy=NO_CACHE)
+def validate_raw(data: bytes, source: str) -> ValidatedBatch:
+    logger = get_run_logger()
+    read = read_raw_csv(data, source)
+    for warning in read.warnings:
+        logger.warning(warning)
+    batch = validate_batch(read)
+    for row in batch.quarantined.head(QUARANTINE_LINES_LOGGED).itertuples():
+        logger.warning("%s: line %d: %s", source, row.source_line, row.rules)
+    for row in batch.calendar_mismatches.itertuples():
+        logger.warning(
+            "%s: %s has day_type %s but the service calendar says %s (kept as recorded)",
+            source, row.service_date.date(), row.day_type, row.calendar_day_type,
+        )
+    return batch
+
+
+@task(cache_policy=NO_CACHE)
+def quarantine_rows(store: Store, batch: ValidatedBatch, source: str, ingested_at: datetime) -> str | None:
+    if batch.quarantined.empty:
+        return None
+    return store.ridership.write_quarantine(batch.quarantined, source, ingested_at)
+
+
+@task(cache_policy=NO_CACHE)
+def merge_clean(
+    store: Store, batch: ValidatedBatch, source: str, ingested_at: datetime, raw_path: str,
+    quarantine_path: str | None,
+) -> IngestSummary:
+    merged = merge_into_clean(store.ridership.read_clean(), batch.valid)
+    if merged.changed:
+        if not merged.revisions.empty:
+            store.ridership.write_revisions(merged.revisions, source, ingested_at)
+        store.ridership.write_clean(merged.clean)
+    dates = merged.clean["service_date"]
+    return IngestSummary(
+        source=source,
+        raw_path=raw_path,
+        rows_read=batch.rows_read,
+        duplicates_dropped=batch.duplicates_dropped,
+        quarantined=len(batch.quarantined),
+        calendar_mismatches=len(batch.calendar_mismatches),
+        added=merged.added,
+        revised=merged.revised,
+        clean_rows=len(merged.clean),
+        first_date=str(dates.min().date()) if len(dates) else None,
+        last_date=str(dates.max().date()) if len(dates) else None,
+        quarantine_path=quarantine_path,
+    )

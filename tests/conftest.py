@@ -1,0 +1,42 @@
+"""Shared fixtures: the real CTA file (optional), a tmp storage root, Prefect's test harness."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+REAL_CSV_ENV = "RIDERSHIP_REAL_CSV"
+REAL_CSV_FALLBACK = REPO.parent / "shared" / "data" / "CTA_-_Ridership_-_Daily_Boarding_Totals.csv"
+
+
+def real_csv_path() -> Path | None:
+    candidate = Path(os.environ.get(REAL_CSV_ENV, REAL_CSV_FALLBACK))
+    return candidate if candidate.is_file() else None
+
+
+@pytest.fixture(scope="session")
+def real_csv() -> Path:
+    path = real_csv_path()
+    if path is None:
+        pytest.skip(f"real CTA file not found: set {REAL_CSV_ENV} or place it at {REAL_CSV_FALLBACK}")
+    return path
+
+
+@pytest.fixture
+def storage_root(tmp_path: Path) -> str:
+    return str(tmp_path / "storage")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """A temporary Prefect server and database for flow tests (started once per session)."""
+    from flows.settings import apply_prefect_defaults
+
+    apply_prefect_defaults()
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
