@@ -10,7 +10,12 @@ DOWNLOAD_TIMEOUT_SECONDS = 120
 
 
 class SourceUnavailable(OSError):
-    """The source could not be fetched (network, missing file, permissions)."""
+    """The source could not be fetched. ``transient`` is False where retrying cannot help
+    (a missing file, a refused permission, a malformed URL)."""
+
+    def __init__(self, message: str, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 def fetch_source(source: str) -> bytes:
@@ -22,5 +27,7 @@ def fetch_source(source: str) -> bytes:
                 return response.read()
         with fsspec.open(source, "rb") as handle:
             return handle.read()
-    except (OSError, ValueError) as error:
-        raise SourceUnavailable(f"{source}: cannot fetch ({error})") from error
+    except (FileNotFoundError, PermissionError, IsADirectoryError, ValueError) as error:
+        raise SourceUnavailable(f"{source}: cannot fetch ({error})", transient=False) from error
+    except OSError as error:
+        raise SourceUnavailable(f"{source}: cannot fetch ({error})", transient=True) from error

@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from storage import Store
-from storage.source import fetch_source
+from storage.source import SourceUnavailable, fetch_source
 from tasks.core.cleaning import ValidatedBatch, merge_into_clean, read_raw_csv, validate_batch
 
 QUARANTINE_LINES_LOGGED = 20
@@ -35,7 +35,17 @@ class IngestSummary:
         return asdict(self)
 
 
-@task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=10), cache_policy=NO_CACHE)
+def _worth_retrying(task, task_run, state) -> bool:
+    error = state.data
+    return not (isinstance(error, SourceUnavailable) and not error.transient)
+
+
+@task(
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=10),
+    retry_condition_fn=_worth_retrying,
+    cache_policy=NO_CACHE,
+)
 def fetch_raw(source: str) -> bytes:
     return fetch_source(source)
 

@@ -9,6 +9,8 @@ same data gives the same bytes.
 from __future__ import annotations
 
 import io
+import re
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -28,6 +30,51 @@ _DPI = 100
 def model_colors(models: Sequence[str]) -> dict[str, str]:
     """A stable colour per model (by sorted name), so a model looks the same in every chart."""
     return {model: _PALETTE[i % len(_PALETTE)] for i, model in enumerate(sorted(set(models)))}
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One PNG of the report: the file name the Markdown links, its caption, its bytes."""
+
+    filename: str
+    caption: str
+    png: bytes
+
+
+def series_charts(
+    unique_id: str,
+    forecasts: pd.DataFrame,
+    actuals: pd.DataFrame,
+    window_metrics: pd.DataFrame,
+    *,
+    eval_date: pd.Timestamp,
+    weeks: int,
+    horizon: int,
+    window: str,
+    reference_model: str,
+    colors: Mapping[str, str],
+) -> list[Chart]:
+    """The charts of one series; a chart with nothing to show is left out rather than drawn empty.
+
+    ``forecasts`` and ``actuals`` (long form) may hold any dates and series: the last ``weeks``
+    weeks up to ``eval_date`` of this series at ``horizon`` are drawn. ``window_metrics`` are the
+    metrics rows of one window and eval date.
+    """
+    start = eval_date - pd.Timedelta(weeks=weeks) + pd.Timedelta(days=1)
+    recent = forecasts[(forecasts["unique_id"] == unique_id) & (forecasts["h"] == horizon)]
+    recent = recent[recent["ds"].between(start, eval_date)]
+    actual = actuals[(actuals["unique_id"] == unique_id) & actuals["ds"].between(start, eval_date)]
+    per_horizon = window_metrics[(window_metrics["unique_id"] == unique_id) & (window_metrics["h"] > 0)]
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", unique_id).strip("-") or "series"
+    charts = []
+    if not recent.empty:
+        caption = f"{unique_id}: h={horizon} forecasts vs actuals, last {weeks} weeks (95% band)"
+        png = forecasts_vs_actuals_png(recent, actual, caption, reference_model, colors)
+        charts.append(Chart(f"forecasts_{slug}.png", caption, png))
+    if per_horizon["mae"].notna().any():
+        caption = f"{unique_id}: MAE by horizon, window {window}"
+        charts.append(Chart(f"mae_by_horizon_{slug}.png", caption, mae_by_horizon_png(per_horizon, caption, reference_model, colors)))
+    return charts
 
 
 def forecasts_vs_actuals_png(
@@ -55,7 +102,7 @@ def forecasts_vs_actuals_png(
     _format_date_axis(axes)
     axes.set_ylabel("daily boardings")
     axes.set_title(title)
-    axes.legend(loc="upper left", fontsize="small", ncols=2)
+    _legend_outside(axes)
     return _to_png(figure)
 
 
@@ -78,7 +125,7 @@ def mae_by_horizon_png(
     axes.set_ylabel("MAE (boardings)")
     axes.set_ylim(bottom=0)
     axes.set_title(title)
-    axes.legend(loc="upper left", fontsize="small", ncols=2)
+    _legend_outside(axes)
     return _to_png(figure)
 
 
@@ -90,6 +137,11 @@ def _new_figure() -> tuple[Figure, Axes]:
     # Ridership is in the hundreds of thousands: plain numbers with separators, no "1e5" offset.
     axes.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
     return figure, axes
+
+
+def _legend_outside(axes: Axes) -> None:
+    # Beside the plot, not on it: with many models an inner legend hides the lines it explains.
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
 
 
 def _format_date_axis(axes: Axes) -> None:

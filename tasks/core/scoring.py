@@ -64,21 +64,29 @@ def range_window(start: pd.Timestamp | str, end: pd.Timestamp | str) -> Window:
     return Window(range_window_name(first, last), first, last)
 
 
-def actuals_long(clean: pd.DataFrame, series: Sequence[str] = DEFAULT_SERIES) -> pd.DataFrame:
-    """The clean series (``service_date``, ``bus``, ``rail``) as long ``unique_id, ds, y`` rows."""
-    long = clean.melt(id_vars="service_date", value_vars=list(series), var_name="unique_id", value_name="y")
-    long = long.rename(columns={"service_date": "ds"})
-    return _normalise_actuals(long)
+def actuals_long(actuals: pd.DataFrame, series: Sequence[str] = DEFAULT_SERIES) -> pd.DataFrame:
+    """Actuals as long ``unique_id, ds, y`` rows (``y`` float64; missing values dropped).
+
+    Accepts the clean series frame (``service_date`` plus one column per series, of which those
+    in ``series`` are taken) or a frame already in long form.
+    """
+    if "service_date" in actuals.columns:
+        present = [s for s in series if s in actuals.columns]
+        long = actuals.melt(id_vars="service_date", value_vars=present, var_name="unique_id", value_name="y")
+        return _normalise_actuals(long.rename(columns={"service_date": "ds"}))
+    if {"unique_id", "ds", "y"} <= set(actuals.columns):
+        return _normalise_actuals(actuals)
+    raise ValueError("actuals need service_date + series columns, or unique_id, ds, y")
 
 
 def join_actuals(forecasts: pd.DataFrame, actuals: pd.DataFrame) -> pd.DataFrame:
     """Forecasts with their actual ``y`` beside them (NaN while pending).
 
-    ``actuals`` is either the clean series frame or its long form (``unique_id, ds, y``).
+    ``actuals`` is either the clean series frame or its long form (see :func:`actuals_long`).
     """
     _reject_duplicates(forecasts, ["unique_id", "model", "cutoff", "h"], "forecasts")
-    long = _as_long_actuals(actuals)
     left = forecasts.assign(ds=forecasts["ds"].astype(_DATE_DTYPE), unique_id=forecasts["unique_id"].astype(str))
+    long = actuals_long(actuals, series=sorted(left["unique_id"].unique()))
     return left.merge(long, on=["unique_id", "ds"], how="left", validate="many_to_one")
 
 
@@ -95,8 +103,8 @@ def score_forecasts(
     model and horizon, so the same inputs always give the same table.
     """
     chosen = list(trailing_windows(eval_date) if windows is None else windows)
-    if len({w.name for w in chosen}) != len(chosen):
-        raise ValueError("window names must be unique")
+    if not chosen or len({w.name for w in chosen}) != len(chosen):
+        raise ValueError("give at least one window, each with a distinct name")
     # Sorting before summing fixes the order floats are added in: identical bits on every rerun,
     # whatever order the forecast partitions were read in.
     joined = join_actuals(forecasts, actuals).sort_values(["unique_id", "model", "h", "ds"], kind="stable")
@@ -105,8 +113,7 @@ def score_forecasts(
         _score_window(per_forecast, window, order).assign(eval_date=_midnight(eval_date))
         for order, window in enumerate(chosen)
     ]
-    metrics = pd.concat([_empty_sums(), *parts], ignore_index=True) if parts else _empty_sums()
-    metrics = metrics.sort_values(["_order", "unique_id", "model", "h"], kind="stable")
+    metrics = pd.concat(parts, ignore_index=True).sort_values(["_order", "unique_id", "model", "h"], kind="stable")
     return MetricsSchema.validate(_finalise(metrics.reset_index(drop=True)))
 
 
@@ -237,15 +244,6 @@ def _normalise_actuals(long: pd.DataFrame) -> pd.DataFrame:
     return result.dropna(subset=["y"]).reset_index(drop=True)
 
 
-def _as_long_actuals(actuals: pd.DataFrame) -> pd.DataFrame:
-    if "service_date" in actuals.columns:
-        series = [s for s in DEFAULT_SERIES if s in actuals.columns]
-        return actuals_long(actuals, series)
-    if {"unique_id", "ds", "y"} <= set(actuals.columns):
-        return _normalise_actuals(actuals)
-    raise ValueError("actuals need service_date + series columns, or unique_id, ds, y")
-
-
 def _per_forecast_terms(joined: pd.DataFrame) -> pd.DataFrame:
     """One row per forecast with the additive terms every metric is a ratio of."""
     scored = joined["y"].notna()
@@ -282,25 +280,6 @@ def _score_window(terms: pd.DataFrame, window: Window, order: int) -> pd.DataFra
     pooled.insert(2, "h", np.int64(ALL_HORIZONS))
     sums = pd.concat([by_horizon, pooled], ignore_index=True)
     return sums.assign(window=window.name, window_start=window.start, window_end=window.end, _order=order)
-
-
-def _empty_sums() -> pd.DataFrame:
-    # Keeps dtypes right when no window has a forecast, so the empty table still meets the schema.
-    return pd.DataFrame(
-        {
-            "eval_date": pd.Series(dtype=_DATE_DTYPE),
-            "window": pd.Series(dtype=str),
-            "window_start": pd.Series(dtype=_DATE_DTYPE),
-            "window_end": pd.Series(dtype=_DATE_DTYPE),
-            "unique_id": pd.Series(dtype=str),
-            "model": pd.Series(dtype=str),
-            "h": pd.Series(dtype=np.int64),
-            "_order": pd.Series(dtype=np.int64),
-            **{c: pd.Series(dtype=np.int64) for c in ("n_scored", "n_pending", "n_zero", "n_pct")},
-            **{c: pd.Series(dtype=np.float64) for c in ("sum_error", "sum_abs_error", "sum_abs_pct")},
-            **{f"n_{kind}_{lvl}": pd.Series(dtype=np.int64) for kind in ("interval", "inside") for lvl in INTERVAL_LEVELS},
-        }
-    )
 
 
 def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:

@@ -1,0 +1,332 @@
+"""The evaluation report (Markdown, self-contained HTML, PNG charts) and Prefect artifact payloads.
+
+Everything here returns values; the storage layer writes ``report.md``, ``report.html`` and the
+PNGs side by side under ``reports/<run date>/``, so the Markdown links images by bare filename.
+The page is described once as a list of blocks and rendered to both formats, so the two cannot
+drift apart. Nothing imports Prefect: artifact helpers only shape plain JSON data and keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from tasks.core.plots import model_colors, series_charts
+from tasks.core.scoring import DEFAULT_ALERT_WINDOW, REFERENCE_MODEL, MapeAlert, actuals_long, leaderboard
+
+ALERT_MARK = "\u26a0"  # ⚠
+NOTHING = "–"
+
+
+@dataclass(frozen=True)
+class Report:
+    """A rendered report: ``images`` maps each PNG filename the Markdown links to its bytes.
+
+    ``artifact_markdown`` is the Markdown without image links, for a Prefect markdown artifact
+    (the Prefect UI cannot resolve files stored beside the report).
+    """
+
+    markdown: str
+    html: str
+    images: dict[str, bytes]
+    artifact_markdown: str
+
+
+def render_report(
+    metrics: pd.DataFrame,
+    forecasts: pd.DataFrame,
+    actuals: pd.DataFrame,
+    *,
+    run_date: pd.Timestamp | str,
+    eval_date: pd.Timestamp | str,
+    window: str = DEFAULT_ALERT_WINDOW,
+    reference_model: str = REFERENCE_MODEL,
+    alerts: Sequence[MapeAlert] = (),
+    data_note: str | None = None,
+    plot_weeks: int = 8,
+    plot_horizon: int = 1,
+) -> Report:
+    """Leaderboard per series (``window`` at ``eval_date``), alerts and charts.
+
+    ``forecasts`` (forecast contract) and ``actuals`` (clean or long form) feed the chart of the
+    last ``plot_weeks`` weeks up to ``eval_date``; ``data_note`` (e.g. how far actuals lag) and
+    ``alerts`` come from the flow. Models in ``alerts`` are marked in their leaderboard row.
+    """
+    eval_stamp = pd.Timestamp(eval_date).normalize()
+    board = leaderboard(metrics, window, reference_model, eval_stamp)
+    window_rows = metrics[(metrics["window"] == window) & (metrics["eval_date"] == eval_stamp)]
+    long_actuals = actuals_long(actuals)
+    colors = model_colors([*board["model"], *forecasts["model"].astype(str)])
+    alerted = {(a.unique_id, a.model) for a in alerts}
+    series = sorted({*board["unique_id"], *forecasts["unique_id"].astype(str)})
+
+    title = f"Ridership forecast report {_day(run_date)}"
+    blocks: list[_Block] = [
+        _Heading(1, title),
+        _Paragraph(
+            f"Scored at {_day(eval_stamp)} over window {window}{_window_span(window_rows)}. Reference model: "
+            f"{reference_model}; 'vs ref' is MAE divided by the reference's (below 1 beats it). "
+            "MAE and bias in boardings, MAPE in percent, coverage = share of actuals inside the interval."
+        ),
+    ]
+    if data_note:
+        blocks.append(_Paragraph(f"Data: {data_note}", css_class="note"))
+    blocks.append(_Heading(2, "Alerts"))
+    if alerts:
+        blocks.append(_Bullets([f"{ALERT_MARK} {a.message}" for a in alerts], css_class="alert"))
+    else:
+        blocks.append(_Paragraph("No alerts."))
+
+    images: dict[str, bytes] = {}
+    for unique_id in series:
+        blocks.append(_Heading(2, f"Series {unique_id}"))
+        rows = board[board["unique_id"] == unique_id]
+        max_h = window_rows.loc[window_rows["unique_id"] == unique_id, "h"].max()
+        if rows.empty:
+            blocks.append(_Paragraph(f"No forecasts scored in window {window} yet."))
+        else:
+            blocks.append(_leaderboard_table(rows, alerted, max_h if pd.notna(max_h) else None))
+        charts = series_charts(
+            unique_id, forecasts, long_actuals, window_rows, eval_date=eval_stamp, weeks=plot_weeks,
+            horizon=plot_horizon, window=window, reference_model=reference_model, colors=colors,
+        )  # fmt: skip
+        for chart in charts:
+            # Two series ids may slug to the same file name; never let one chart overwrite another.
+            if chart.filename in images:
+                raise ValueError(f"series ids collide on chart file name {chart.filename}")
+            images[chart.filename] = chart.png
+            blocks.append(_Image(chart.filename, chart.caption))
+
+    return Report(
+        markdown=_to_markdown(blocks, with_images=True),
+        html=_to_html(blocks, images, title),
+        images=images,
+        artifact_markdown=_to_markdown(blocks, with_images=False),
+    )
+
+
+# --- Prefect artifact payloads (plain data; the task layer calls prefect.artifacts) ----------
+
+
+def to_json_records(frame: pd.DataFrame, decimals: int | None = None) -> list[dict[str, Any]]:
+    """Rows as dicts that ``json.dumps(..., allow_nan=False)`` accepts.
+
+    Dates become ISO strings (``YYYY-MM-DD`` at midnight), NaN/NaT/NA and infinities ``None``,
+    numpy scalars Python ones; floats are rounded to ``decimals`` when given.
+    """
+    columns = [str(c) for c in frame.columns]
+    return [
+        {column: _json_value(value, decimals) for column, value in zip(columns, row)}
+        for row in frame.itertuples(index=False, name=None)
+    ]
+
+
+def leaderboard_artifact_rows(board: pd.DataFrame, decimals: int = 3) -> list[dict[str, Any]]:
+    """The leaderboard (:func:`tasks.core.scoring.leaderboard`) as a Prefect table artifact."""
+    return to_json_records(board, decimals=decimals)
+
+
+def artifact_key(*parts: str) -> str:
+    """A Prefect artifact key from free text: lowercase ASCII letters, digits and single dashes.
+
+    ``artifact_key("Leaderboard", "last_28", "2024-05-01")`` gives
+    ``"leaderboard-last-28-2024-05-01"``. Accents are folded (``é`` → ``e``) rather than dropped.
+    """
+    text = "-".join(parts)
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    key = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    if not key:
+        raise ValueError(f"no letters or digits to build an artifact key from {parts!r}")
+    return key
+
+
+# --- page blocks and their two renderings ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Heading:
+    level: int
+    text: str
+
+
+@dataclass(frozen=True)
+class _Paragraph:
+    text: str
+    css_class: str | None = None
+
+
+@dataclass(frozen=True)
+class _Bullets:
+    items: list[str]
+    css_class: str | None = None
+
+
+@dataclass(frozen=True)
+class _Table:
+    headers: list[str]
+    rows: list[list[str]]
+    numeric: list[bool]
+    row_classes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Image:
+    filename: str
+    alt: str
+
+
+_Block = _Heading | _Paragraph | _Bullets | _Table | _Image
+
+
+def _leaderboard_table(rows: pd.DataFrame, alerted: set[tuple[str, str]], max_h: int | None) -> _Table:
+    all_h = f"h=1..{int(max_h)}" if max_h else "all h"
+    columns: list[tuple[str, str, Callable[[Any], str]]] = [
+        ("Rank", "rank_all", _rank), ("Rank h=1", "rank_h1", _rank),
+        ("MAE h=1", "mae_h1", _boardings), ("MAPE h=1", "mape_h1", _percent), ("vs ref h=1", "rel_mae_h1", _ratio),
+        (f"MAE {all_h}", "mae_all", _boardings), (f"MAPE {all_h}", "mape_all", _percent),
+        (f"vs ref {all_h}", "rel_mae_all", _ratio), ("Bias", "bias_all", _signed),
+        ("Cov. 80%", "coverage_80_all", _share), ("Cov. 95%", "coverage_95_all", _share),
+        ("Scored", "count_all", _count), ("Pending", "pending_all", _count),
+    ]  # fmt: skip
+    body, classes = [], []
+    for row in rows.itertuples(index=False):
+        flagged = (row.unique_id, row.model) in alerted
+        label = f"{ALERT_MARK} {row.model}" if flagged else str(row.model)
+        label += " (reference)" if row.is_reference else ""
+        label += " (MAPE alert)" if flagged else ""
+        cells = [_rank(row.rank_all), label, *(fmt(getattr(row, col)) for _, col, fmt in columns[1:])]
+        body.append(cells)
+        classes.append("alert" if flagged else "reference" if row.is_reference else "")
+    headers = [columns[0][0], "Model", *(title for title, _, _ in columns[1:])]
+    numeric = [True, False, *([True] * (len(columns) - 1))]
+    return _Table(headers, body, numeric, classes)
+
+
+def _to_markdown(blocks: Sequence[_Block], with_images: bool) -> str:
+    lines: list[str] = []
+    for block in blocks:
+        if isinstance(block, _Heading):
+            lines += ["#" * block.level + " " + block.text, ""]
+        elif isinstance(block, _Paragraph):
+            prefix = "> " if block.css_class == "note" else ""
+            lines += [prefix + block.text, ""]
+        elif isinstance(block, _Bullets):
+            strong = block.css_class == "alert"
+            lines += [f"- **{item}**" if strong else f"- {item}" for item in block.items] + [""]
+        elif isinstance(block, _Table):
+            lines.append("| " + " | ".join(_md_cell(h) for h in block.headers) + " |")
+            lines.append("|" + "|".join("---:" if n else "---" for n in block.numeric) + "|")
+            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
+            lines.append("")
+        elif isinstance(block, _Image) and with_images:
+            lines += [f"![{_md_cell(block.alt)}]({block.filename})", ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 75rem; color: #222; }
+table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 0.9rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; }
+th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.reference td { background: #f0f4fa; font-style: italic; }
+tr.alert td, ul.alert { background: #fde8e8; color: #8a1111; font-weight: bold; }
+ul.alert { border: 2px solid #c62828; padding: 0.5rem 2rem; }
+p.note { border-left: 4px solid #e0a800; padding-left: 0.75rem; background: #fff8e1; }
+img { max-width: 100%; }
+""".strip()
+
+
+def _to_html(blocks: Sequence[_Block], images: dict[str, bytes], title: str) -> str:
+    body: list[str] = []
+    for block in blocks:
+        if isinstance(block, _Heading):
+            body.append(f"<h{block.level}>{html.escape(block.text)}</h{block.level}>")
+        elif isinstance(block, _Paragraph):
+            body.append(f"<p{_class_attr(block.css_class)}>{html.escape(block.text)}</p>")
+        elif isinstance(block, _Bullets):
+            items = "".join(f"<li>{html.escape(item)}</li>" for item in block.items)
+            body.append(f"<ul{_class_attr(block.css_class)}>{items}</ul>")
+        elif isinstance(block, _Table):
+            head = "".join(f"<th>{html.escape(h)}</th>" for h in block.headers)
+            rows = []
+            for index, row in enumerate(block.rows):
+                css = block.row_classes[index] if index < len(block.row_classes) else ""
+                cells = "".join(
+                    f"<td{_class_attr('num' if numeric else None)}>{html.escape(cell)}</td>"
+                    for cell, numeric in zip(row, block.numeric)
+                )
+                rows.append(f"<tr{_class_attr(css)}>{cells}</tr>")
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+        elif isinstance(block, _Image):
+            # Embedded as a data URI so the single HTML file can be mailed or opened anywhere.
+            data = base64.b64encode(images[block.filename]).decode("ascii")
+            alt = html.escape(block.alt)
+            body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{alt}"><figcaption>{alt}</figcaption></figure>')
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{html.escape(title)}</title>\n<style>\n{_CSS}\n</style>\n</head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body>\n</html>\n"
+    )
+
+
+# --- small formatting helpers ---------------------------------------------------------------
+
+
+def _class_attr(css_class: str | None) -> str:
+    return f' class="{css_class}"' if css_class else ""
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and math.isnan(value))
+
+
+def _formatter(spec: str) -> Callable[[Any], str]:
+    """A cell formatter that shows a dash for a missing value (nothing scored, no interval)."""
+    return lambda value: NOTHING if _missing(value) else spec.format(value)
+
+
+_rank, _count, _boardings = _formatter("{:d}"), _formatter("{:,d}"), _formatter("{:,.0f}")
+_signed, _percent, _ratio, _share = _formatter("{:+,.0f}"), _formatter("{:.1f}%"), _formatter("{:.2f}"), _formatter("{:.0%}")
+
+
+def _day(value: pd.Timestamp | str) -> str:
+    return pd.Timestamp(value).date().isoformat()
+
+
+def _window_span(window_rows: pd.DataFrame) -> str:
+    if window_rows.empty:
+        return ""
+    return f" (targets {_day(window_rows['window_start'].iloc[0])} to {_day(window_rows['window_end'].iloc[0])})"
+
+
+def _json_value(value: Any, decimals: int | None) -> Any:
+    if pd.api.types.is_scalar(value) and pd.isna(value):  # None, NaN, NaT, pd.NA
+        return None
+    if isinstance(value, (pd.Timestamp, dt.datetime, np.datetime64)):
+        stamp = pd.Timestamp(value)
+        midnight = stamp.tzinfo is None and stamp == stamp.normalize()
+        return stamp.date().isoformat() if midnight else stamp.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, (bool, np.bool_, int, np.integer)):
+        return bool(value) if isinstance(value, (bool, np.bool_)) else int(value)
+    if isinstance(value, (float, np.floating)):
+        number = float(value)
+        if not math.isfinite(number):  # strict JSON has no Infinity either
+            return None
+        return number if decimals is None else round(number, decimals)
+    return value if isinstance(value, str) else str(value)
