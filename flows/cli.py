@@ -31,6 +31,34 @@ def _ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _csv_list(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _iso_date(value: str):
+    from datetime import date
+
+    return date.fromisoformat(value)
+
+
+def _backfill(args: argparse.Namespace) -> int:
+    from flows.backfill import backfill
+
+    summary = backfill(
+        start=args.start, end=args.end, models=args.models, series=args.series,
+        overwrite=args.overwrite, train_start=args.train_start, train_days=args.train_days,
+    )
+    progress = summary.progress
+    print(f"backfill {summary.start} .. {summary.end}: {progress.cutoffs_total} cutoff(s), series {','.join(summary.series)}")
+    for model in summary.models:
+        print(f"  {model:<14} forecast {progress.stored.get(model, 0):>5}   already stored {progress.skipped.get(model, 0):>5}")
+    if progress.lagging:
+        print(f"  data lags: {len(progress.lagging)} cutoff(s) after the last clean date were not forecast")
+    print(f"forecasts: {summary.forecasts_path}")
+    print(f"report:    {summary.report.folder or '(none: nothing to score yet)'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ridership", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -38,6 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--source", help="override RIDERSHIP_SOURCE")
     ingest.add_argument("--storage", help="override RIDERSHIP_STORAGE")
     ingest.set_defaults(handler=_ingest)
+
+    backfill = commands.add_parser("backfill", help="forecast a range of run dates as the nightly job would have")
+    backfill.add_argument("--start", type=_iso_date, required=True, help="first run date (YYYY-MM-DD)")
+    backfill.add_argument("--end", type=_iso_date, required=True, help="last run date (YYYY-MM-DD)")
+    backfill.add_argument("--models", type=_csv_list, help="comma-separated (default: naive,sarima + RIDERSHIP_RNN_MODELS)")
+    backfill.add_argument("--series", type=_csv_list, help="comma-separated (default: RIDERSHIP_SERIES)")
+    window = backfill.add_mutually_exclusive_group()
+    window.add_argument("--train-start", type=_iso_date, help="SARIMA window expanding from this date")
+    window.add_argument("--train-days", type=int, help="SARIMA window rolling over this many days")
+    backfill.add_argument("--overwrite", action="store_true", help="recompute cutoffs already stored")
+    backfill.set_defaults(handler=_backfill)
     return parser
 
 

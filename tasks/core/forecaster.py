@@ -41,3 +41,16 @@ class Forecaster(Protocol):
     name: str
 
     def fit(self, history: pd.DataFrame, unique_id: str) -> Fitted: ...
+
+
+def history_from_clean(clean: pd.DataFrame) -> pd.DataFrame:
+    """The clean store's frame (``service_date, day_type, bus, rail``) as a model ``history``."""
+    history = clean.set_index(pd.DatetimeIndex(clean["service_date"], name="ds"))
+    history = history[["bus", "rail", "day_type"]].astype({"bus": "float64", "rail": "float64"})
+    return history.sort_index()
+
+
+def cutoffs_for_run_dates(start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
+    """The cutoffs of the nightly runs on ``start``..``end``: each run date minus one day."""
+    run_dates = pd.date_range(pd.Timestamp(start).normalize(), pd.Timestamp(end).normalize(), freq="D")
+    return run_dates - pd.Timedelta(days=1)

@@ -1,0 +1,116 @@
+"""Steps the nightly and backfill flows share: forecasting a list of cutoffs for every model,
+then scoring and reporting. A nightly run is a backfill of one day plus ingest."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+
+import pandas as pd
+from prefect import get_run_logger
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.runtime import flow_run
+
+from flows.settings import Settings
+from storage import Store
+from tasks.core.models import STATISTICAL_MODELS, check_models, is_rnn
+from tasks.core.walk_forward import TrainingWindow
+from tasks.evaluate import ReportOutcome, evaluate, publish_report
+from tasks.forecast import cutoffs_to_run, store_forecasts, walk_forward
+
+CUTOFFS_PER_CHUNK = 28
+"""Cutoffs fitted and stored together: a killed backfill loses at most one chunk of work."""
+
+
+@dataclass
+class ForecastProgress:
+    cutoffs_total: int
+    stored: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    lagging: list[str] = field(default_factory=list)
+
+
+def current_run_id() -> str:
+    return str(flow_run.get_id() or uuid.uuid4())
+
+
+def training_window(settings: Settings, train_start: date | None, train_days: int | None) -> TrainingWindow:
+    if train_start is not None and train_days is not None:
+        raise ValueError("give train_start (expanding window) or train_days (rolling window), not both")
+    if train_days is not None:
+        return TrainingWindow.rolling(train_days)
+    if train_start is not None:
+        return TrainingWindow.expanding(pd.Timestamp(train_start))
+    if settings.sarima_train_days is not None:
+        return TrainingWindow.rolling(settings.sarima_train_days)
+    return TrainingWindow.expanding(pd.Timestamp(settings.sarima_train_start))
+
+
+def default_models(settings: Settings) -> list[str]:
+    return [*STATISTICAL_MODELS, *settings.rnn_models]
+
+
+def forecast_cutoffs(
+    store: Store,
+    history: pd.DataFrame,
+    settings: Settings,
+    models: list[str],
+    series: list[str],
+    cutoffs: pd.DatetimeIndex,
+    window: TrainingWindow,
+    overwrite: bool,
+) -> ForecastProgress:
+    """Forecast every model × series × cutoff not stored yet, chunk by chunk, with progress."""
+    logger = get_run_logger()
+    check_models(models)
+    last_actual = history.index.max()
+    progress = ForecastProgress(cutoffs_total=len(cutoffs))
+    lagging = cutoffs[cutoffs > last_actual]
+    if len(lagging):
+        progress.lagging = [d.strftime("%Y-%m-%d") for d in lagging]
+        logger.warning(
+            "data lags: the clean series ends %s, so %d cutoff(s) up to %s cannot be forecast yet",
+            last_actual.date(), len(lagging), lagging[-1].date(),
+        )
+    ready = cutoffs[cutoffs <= last_actual]
+    run_id = current_run_id()
+    units = len(models) * len(ready)
+    done = 0
+    artifact_id = create_progress_artifact(progress=0.0, description="cutoffs forecast, all models")
+    for model in models:
+        todo = cutoffs_to_run(store, model, series, list(ready), overwrite)
+        progress.skipped[model] = len(ready) - len(todo)
+        done += progress.skipped[model]
+        progress.stored[model] = 0
+        for first in range(0, len(todo), CUTOFFS_PER_CHUNK):
+            chunk = todo[first : first + CUTOFFS_PER_CHUNK]
+            if is_rnn(model):
+                from flows.rnn import forecast_rnn_chunk
+
+                forecasts = forecast_rnn_chunk(store, history, settings, model, series, chunk)
+            else:
+                forecasts = walk_forward(
+                    history, model, series, chunk, settings.horizon, window, settings.workers
+                )
+            store_forecasts(store, forecasts, run_id)
+            progress.stored[model] += len(chunk)
+            done += len(chunk)
+            update_progress_artifact(artifact_id=artifact_id, progress=100.0 * done / max(units, 1))
+        logger.info("%s: %d cutoff(s) forecast, %d already stored", model, progress.stored[model], progress.skipped[model])
+    update_progress_artifact(artifact_id=artifact_id, progress=100.0)
+    return progress
+
+
+def score_and_report(
+    store: Store,
+    settings: Settings,
+    run_date: pd.Timestamp,
+    eval_date: pd.Timestamp,
+    target_range: tuple[pd.Timestamp, pd.Timestamp] | None,
+    data_note: str | None,
+) -> ReportOutcome:
+    metrics = evaluate(store, eval_date, settings.horizon, target_range)
+    return publish_report(
+        store, metrics, run_date, eval_date, settings.horizon, settings.mape_alert_threshold, data_note
+    )

@@ -1,0 +1,168 @@
+"""The forecast contract and the metrics table as hive-partitioned Parquet datasets.
+
+Layout::
+
+    forecasts/cutoff=YYYY-MM-DD/model=<model>/part-<unique_id>.parquet
+    metrics/eval_date=YYYY-MM-DD/part-0.parquet
+
+Partition columns live in the folder names only (the Hive convention Spark, DuckDB and Polars
+read); a file holds the other columns. One file per (cutoff, model, series) means a rerun of a
+cutoff replaces exactly its own files, atomically, and never duplicates rows.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from schemas.forecasts import ForecastSchema
+from schemas.metrics import MetricsSchema
+from storage.fs import Root
+
+FORECASTS = "forecasts"
+METRICS = "metrics"
+
+FORECAST_FILE_SCHEMA = pa.schema(
+    [
+        ("unique_id", pa.string()),
+        ("ds", pa.date32()),
+        ("h", pa.int64()),
+        ("y_hat", pa.float64()),
+        ("y_lo_80", pa.float64()),
+        ("y_hi_80", pa.float64()),
+        ("y_lo_95", pa.float64()),
+        ("y_hi_95", pa.float64()),
+        ("model_version", pa.string()),
+        ("run_id", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+FORECAST_PARTITIONING = ds.partitioning(
+    pa.schema([("cutoff", pa.date32()), ("model", pa.string())]), flavor="hive"
+)
+METRICS_PARTITIONING = ds.partitioning(pa.schema([("eval_date", pa.date32())]), flavor="hive")
+
+
+def _day(value) -> str:
+    return pd.Timestamp(value).strftime("%Y-%m-%d")
+
+
+def _dates_to_datetime(frame: pd.DataFrame, columns: Iterable[str]) -> pd.DataFrame:
+    for column in columns:
+        frame[column] = pd.to_datetime(frame[column]).astype("datetime64[ns]")
+    return frame
+
+
+class ForecastStore:
+    def __init__(self, root: Root) -> None:
+        self.root = root
+
+    @property
+    def path(self) -> str:
+        return self.root.url(self.root.join(FORECASTS))
+
+    def _file(self, cutoff, model: str, unique_id: str) -> str:
+        return self.root.join(FORECASTS, f"cutoff={_day(cutoff)}", f"model={model}", f"part-{unique_id}.parquet")
+
+    def write(self, forecasts: pd.DataFrame) -> int:
+        """Validate and store; each (cutoff, model, series) replaces its previous file."""
+        validated = ForecastSchema.validate(forecasts, lazy=True)
+        written = 0
+        for (cutoff, model, unique_id), rows in validated.groupby(["cutoff", "model", "unique_id"], sort=True):
+            body = rows.sort_values("h").drop(columns=["cutoff", "model"])
+            table = pa.Table.from_pandas(body, schema=FORECAST_FILE_SCHEMA, preserve_index=False)
+            self.root.write_table_atomic(self._file(cutoff, model, unique_id), table)
+            written += len(rows)
+        return written
+
+    def stored(self, model: str, unique_id: str) -> set[pd.Timestamp]:
+        """Cutoffs already stored for one model and series (read from folder names only)."""
+        found: set[pd.Timestamp] = set()
+        for folder in self.root.listdir(self.root.join(FORECASTS)):
+            if not folder.startswith("cutoff="):
+                continue
+            model_folder = self.root.join(FORECASTS, folder, f"model={model}")
+            if f"part-{unique_id}.parquet" in self.root.listdir(model_folder):
+                found.add(pd.Timestamp(folder.removeprefix("cutoff=")))
+        return found
+
+    def read(
+        self,
+        start=None,
+        end=None,
+        models: Sequence[str] | None = None,
+        series: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Stored forecasts with cutoff in [start, end] (inclusive), validated."""
+        columns = list(ForecastSchema.to_schema().columns)
+        if not self.root.exists(self.root.join(FORECASTS)):
+            return _typed_empty(pd.DataFrame({c: [] for c in columns}))
+        dataset = ds.dataset(
+            self.root.join(FORECASTS), filesystem=self.root.fs, format="parquet",
+            partitioning=FORECAST_PARTITIONING, exclude_invalid_files=False,
+            ignore_prefixes=[".", "_"],
+        )
+        condition = None
+        for clause in (
+            ds.field("cutoff") >= pa.scalar(pd.Timestamp(start).date(), pa.date32()) if start is not None else None,
+            ds.field("cutoff") <= pa.scalar(pd.Timestamp(end).date(), pa.date32()) if end is not None else None,
+            ds.field("model").isin(list(models)) if models else None,
+            ds.field("unique_id").isin(list(series)) if series else None,
+        ):
+            if clause is not None:
+                condition = clause if condition is None else condition & clause
+        table = dataset.to_table(filter=condition)
+        if table.num_rows == 0:
+            return _typed_empty(pd.DataFrame({c: [] for c in columns}))
+        frame = table.to_pandas()[columns]
+        frame = _dates_to_datetime(frame, ["cutoff", "ds"])
+        frame = frame.sort_values(["unique_id", "model", "cutoff", "h"]).reset_index(drop=True)
+        return ForecastSchema.validate(frame, lazy=True)
+
+
+def _typed_empty(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.astype(
+        {
+            "unique_id": str, "cutoff": "datetime64[ns]", "ds": "datetime64[ns]", "h": "int64",
+            "model": str, "y_hat": "float64", "y_lo_80": "float64", "y_hi_80": "float64",
+            "y_lo_95": "float64", "y_hi_95": "float64", "model_version": str, "run_id": str,
+            "created_at": "datetime64[us, UTC]",
+        }
+    )
+
+
+class MetricsStore:
+    def __init__(self, root: Root) -> None:
+        self.root = root
+
+    @property
+    def path(self) -> str:
+        return self.root.url(self.root.join(METRICS))
+
+    def write(self, metrics: pd.DataFrame) -> None:
+        """Replace each evaluation date's partition with ``metrics`` for that date."""
+        validated = MetricsSchema.validate(metrics, lazy=True)
+        for eval_date, rows in validated.groupby("eval_date", sort=True):
+            body = rows.drop(columns=["eval_date"])
+            table = pa.Table.from_pandas(body, preserve_index=False)
+            path = self.root.join(METRICS, f"eval_date={_day(eval_date)}", "part-0.parquet")
+            self.root.write_table_atomic(path, table)
+
+    def read(self, eval_date=None) -> pd.DataFrame:
+        if not self.root.exists(self.root.join(METRICS)):
+            return pd.DataFrame(columns=list(MetricsSchema.to_schema().columns))
+        dataset = ds.dataset(
+            self.root.join(METRICS), filesystem=self.root.fs, format="parquet",
+            partitioning=METRICS_PARTITIONING, ignore_prefixes=[".", "_"],
+        )
+        condition = None
+        if eval_date is not None:
+            condition = ds.field("eval_date") == pa.scalar(pd.Timestamp(eval_date).date(), pa.date32())
+        frame = dataset.to_table(filter=condition).to_pandas()
+        frame = _dates_to_datetime(frame, ["eval_date", "window_start", "window_end"])
+        frame = frame[list(MetricsSchema.to_schema().columns)]
+        return MetricsSchema.validate(frame, lazy=True)

@@ -1,0 +1,51 @@
+"""Model families by name: the one place that maps a ``model`` value to its forecaster."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from tasks.core.forecaster import Forecaster
+
+STATISTICAL_MODELS = ("naive", "sarima")
+RNN_MODELS = (
+    "linear", "simple_rnn", "deep_rnn", "mulvar_rnn", "multitask_rnn", "s2v_14", "seq2seq",
+    "ln_rnn", "lstm", "gru", "conv_gru", "wavenet",
+)  # fmt: skip
+ALL_MODELS = STATISTICAL_MODELS + RNN_MODELS
+
+ModelName = Literal[
+    "naive", "sarima", "linear", "simple_rnn", "deep_rnn", "mulvar_rnn", "multitask_rnn", "s2v_14",
+    "seq2seq", "ln_rnn", "lstm", "gru", "conv_gru", "wavenet",
+]  # fmt: skip
+SeriesName = Literal["bus", "rail"]
+
+
+@dataclass(frozen=True)
+class SarimaOptions:
+    order: tuple[int, int, int] = (1, 0, 0)
+    seasonal_order: tuple[int, int, int, int] = (0, 1, 1, 7)
+    concentrate_scale: bool = False
+
+
+def is_rnn(model: str) -> bool:
+    return model in RNN_MODELS
+
+
+def statistical_forecaster(model: str, sarima: SarimaOptions = SarimaOptions()) -> Forecaster:
+    from tasks.core.naive import SeasonalNaiveForecaster
+    from tasks.core.sarima import SarimaForecaster
+
+    if model == "naive":
+        return SeasonalNaiveForecaster()
+    if model == "sarima":
+        return SarimaForecaster(
+            order=sarima.order, seasonal_order=sarima.seasonal_order, concentrate_scale=sarima.concentrate_scale
+        )
+    raise ValueError(f"unknown statistical model {model!r}; known: {', '.join(STATISTICAL_MODELS)}")
+
+
+def check_models(models: list[str]) -> None:
+    unknown = [m for m in models if m not in ALL_MODELS]
+    if unknown:
+        raise ValueError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(ALL_MODELS)}")

@@ -1,0 +1,94 @@
+"""Prefect tasks for scoring stored forecasts and publishing the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from schemas.metrics import TRAILING_WINDOW_DAYS
+from storage import Store
+from tasks.core.report import artifact_key, leaderboard_artifact_rows, render_report
+from tasks.core.scoring import leaderboard, mape_alerts, range_window, score_forecasts, trailing_windows
+
+PLOT_WEEKS = 8
+
+
+@dataclass(frozen=True)
+class ReportOutcome:
+    folder: str
+    alerts: list[str]
+    metrics_rows: int
+
+
+def _windows(eval_date: pd.Timestamp, target_range: tuple[pd.Timestamp, pd.Timestamp] | None):
+    windows = trailing_windows(eval_date)
+    if target_range is not None:
+        windows.append(range_window(*target_range))
+    return windows
+
+
+@task(cache_policy=NO_CACHE)
+def evaluate(
+    store: Store,
+    eval_date: pd.Timestamp,
+    horizon: int,
+    target_range: tuple[pd.Timestamp, pd.Timestamp] | None = None,
+) -> pd.DataFrame:
+    """Score every stored forecast whose target falls in a window ending at ``eval_date`` (and in
+    ``target_range``, a backfill's run dates); store the metrics under that evaluation date."""
+    windows = _windows(eval_date, target_range)
+    first_target = min(w.start for w in windows)
+    last_target = max(w.end for w in windows)
+    forecasts = store.forecasts.read(
+        start=first_target - pd.Timedelta(days=horizon), end=last_target - pd.Timedelta(days=1)
+    )
+    forecasts = forecasts[(forecasts["ds"] >= first_target) & (forecasts["ds"] <= last_target)]
+    if forecasts.empty:
+        get_run_logger().warning("no stored forecast targets %s..%s: nothing to score", first_target.date(), last_target.date())
+        return forecasts
+    metrics = score_forecasts(forecasts, store.ridership.read_clean(), eval_date, windows)
+    store.metrics.write(metrics)
+    return metrics
+
+
+@task(cache_policy=NO_CACHE)
+def publish_report(
+    store: Store,
+    metrics: pd.DataFrame,
+    run_date: pd.Timestamp,
+    eval_date: pd.Timestamp,
+    horizon: int,
+    mape_threshold: float,
+    data_note: str | None = None,
+) -> ReportOutcome:
+    """Render the report to ``reports/<run date>/`` and publish it as Prefect artifacts."""
+    logger = get_run_logger()
+    if metrics.empty:
+        logger.warning("no metrics for %s: no report", eval_date.date())
+        return ReportOutcome(folder="", alerts=[], metrics_rows=0)
+    alerts = mape_alerts(metrics, mape_threshold, eval_date=eval_date)
+    for alert in alerts:
+        logger.warning(alert.message)
+    plot_start = eval_date - pd.Timedelta(weeks=PLOT_WEEKS) - pd.Timedelta(days=horizon)
+    forecasts = store.forecasts.read(start=plot_start, end=eval_date)
+    report = render_report(
+        metrics, forecasts, store.ridership.read_clean(), run_date=run_date, eval_date=eval_date,
+        alerts=alerts, data_note=data_note, plot_weeks=PLOT_WEEKS,
+    )
+    folder = store.reports.write(run_date, report.markdown, report.html, report.images)
+    board = leaderboard(metrics, eval_date=eval_date)
+    create_table_artifact(
+        key=artifact_key("ridership-leaderboard"),
+        table=leaderboard_artifact_rows(board),
+        description=f"Leaderboard at {eval_date.date()} (last {TRAILING_WINDOW_DAYS[1]} days of targets)",
+    )
+    create_markdown_artifact(
+        key=artifact_key("ridership-report"), markdown=report.artifact_markdown,
+        description=f"Report for run date {run_date.date()}: {folder}",
+    )
+    logger.info("report written to %s", folder)
+    return ReportOutcome(folder=folder, alerts=[a.message for a in alerts], metrics_rows=len(metrics))

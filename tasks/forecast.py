@@ -1,0 +1,62 @@
+"""Prefect tasks for the statistical models: which cutoffs are due, walk-forward, store."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Sequence
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from storage import Store
+from tasks.core.forecaster import history_from_clean
+from tasks.core.models import SarimaOptions, statistical_forecaster
+from tasks.core.walk_forward import TrainingWindow, historical_forecasts
+
+
+@task(cache_policy=NO_CACHE)
+def load_history(store: Store) -> pd.DataFrame:
+    """The clean series as a model history (``ds`` index; bus, rail, day_type)."""
+    return history_from_clean(store.ridership.read_clean())
+
+
+@task(cache_policy=NO_CACHE)
+def cutoffs_to_run(
+    store: Store, model: str, series: Sequence[str], cutoffs: Sequence[pd.Timestamp], overwrite: bool
+) -> list[pd.Timestamp]:
+    """The cutoffs still missing for any of ``series`` (all of them with ``overwrite``)."""
+    if overwrite:
+        return list(cutoffs)
+    stored = [store.forecasts.stored(model, unique_id) for unique_id in series]
+    return [c for c in cutoffs if not all(c in done for done in stored)]
+
+
+@task(cache_policy=NO_CACHE)
+def walk_forward(
+    history: pd.DataFrame,
+    model: str,
+    series: Sequence[str],
+    cutoffs: Sequence[pd.Timestamp],
+    horizon: int,
+    window: TrainingWindow,
+    workers: int,
+    sarima: SarimaOptions = SarimaOptions(),
+) -> pd.DataFrame:
+    """Fit and forecast every (series, cutoff): refitted at each cutoff, cutoffs in parallel."""
+    forecaster = statistical_forecaster(model, sarima)
+    return historical_forecasts(
+        history, forecaster, list(series), list(cutoffs), horizon=horizon, window=window,
+        refit_every=1, n_jobs=workers,
+    )
+
+
+@task(cache_policy=NO_CACHE)
+def store_forecasts(store: Store, forecasts: pd.DataFrame, run_id: str) -> int:
+    """Stamp the rows with the run and write them; each (cutoff, model, series) is replaced."""
+    if forecasts.empty:
+        return 0
+    stamped = forecasts.assign(run_id=run_id, created_at=pd.Timestamp(datetime.now(timezone.utc)))
+    written = store.forecasts.write(stamped)
+    get_run_logger().info("stored %d forecast rows under %s", written, store.forecasts.path)
+    return written
