@@ -16,7 +16,7 @@ from flows.settings import Settings
 from storage import Store
 from tasks.core.models import STATISTICAL_MODELS, check_models, is_rnn
 from tasks.core.walk_forward import TrainingWindow
-from tasks.evaluate import ReportOutcome, evaluate, publish_report
+from tasks.evaluate import ReportOutcome, evaluate, leaderboard_window, publish_report
 from tasks.forecast import cutoffs_to_run, store_forecasts, walk_forward
 
 CUTOFFS_PER_CHUNK = 28
@@ -112,5 +112,6 @@ def score_and_report(
 ) -> ReportOutcome:
     metrics = evaluate(store, eval_date, settings.horizon, target_range)
     return publish_report(
-        store, metrics, run_date, eval_date, settings.horizon, settings.mape_alert_threshold, data_note
+        store, metrics, run_date, eval_date, settings.horizon, settings.mape_alert_threshold, data_note,
+        window=leaderboard_window(target_range),
     )

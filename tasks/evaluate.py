@@ -9,10 +9,10 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from schemas.metrics import TRAILING_WINDOW_DAYS
+from schemas.metrics import range_window_name
 from storage import Store
 from tasks.core.report import artifact_key, leaderboard_artifact_rows, render_report
-from tasks.core.scoring import leaderboard, mape_alerts, range_window, score_forecasts, trailing_windows
+from tasks.core.scoring import DEFAULT_ALERT_WINDOW, leaderboard, mape_alerts, range_window, score_forecasts, trailing_windows
 
 PLOT_WEEKS = 8
 
@@ -22,6 +22,10 @@ class ReportOutcome:
     folder: str
     alerts: list[str]
     metrics_rows: int
+
+
+def leaderboard_window(target_range: tuple[pd.Timestamp, pd.Timestamp] | None) -> str:
+    return DEFAULT_ALERT_WINDOW if target_range is None else range_window_name(*target_range)
 
 
 def _windows(eval_date: pd.Timestamp, target_range: tuple[pd.Timestamp, pd.Timestamp] | None):
@@ -64,8 +68,11 @@ def publish_report(
     horizon: int,
     mape_threshold: float,
     data_note: str | None = None,
+    window: str = DEFAULT_ALERT_WINDOW,
 ) -> ReportOutcome:
-    """Render the report to ``reports/<run date>/`` and publish it as Prefect artifacts."""
+    """Render the report to ``reports/<run date>/`` and publish it as Prefect artifacts; the
+    leaderboard ranks models over ``window`` (a nightly run: the last 28 days; a backfill: its
+    range)."""
     logger = get_run_logger()
     if metrics.empty:
         logger.warning("no metrics for %s: no report", eval_date.date())
@@ -77,14 +84,14 @@ def publish_report(
     forecasts = store.forecasts.read(start=plot_start, end=eval_date)
     report = render_report(
         metrics, forecasts, store.ridership.read_clean(), run_date=run_date, eval_date=eval_date,
-        alerts=alerts, data_note=data_note, plot_weeks=PLOT_WEEKS,
+        window=window, alerts=alerts, data_note=data_note, plot_weeks=PLOT_WEEKS,
     )
     folder = store.reports.write(run_date, report.markdown, report.html, report.images)
-    board = leaderboard(metrics, eval_date=eval_date)
+    board = leaderboard(metrics, window=window, eval_date=eval_date)
     create_table_artifact(
         key=artifact_key("ridership-leaderboard"),
         table=leaderboard_artifact_rows(board),
-        description=f"Leaderboard at {eval_date.date()} (last {TRAILING_WINDOW_DAYS[1]} days of targets)",
+        description=f"Leaderboard at {eval_date.date()}, window {window}",
     )
     create_markdown_artifact(
         key=artifact_key("ridership-report"), markdown=report.artifact_markdown,
