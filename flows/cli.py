@@ -55,7 +55,35 @@ def _backfill(args: argparse.Namespace) -> int:
     if progress.lagging:
         print(f"  data lags: {len(progress.lagging)} cutoff(s) after the last clean date were not forecast")
     print(f"forecasts: {summary.forecasts_path}")
-    print(f"report:    {summary.report.folder or '(none: nothing to score yet)'}")
+    _print_report(summary.report)
+    return 0
+
+
+def _print_report(outcome) -> None:
+    print(f"report:    {outcome.folder or '(none: nothing to score yet)'}")
+    for alert in outcome.alerts:
+        print(f"  alert: {alert}")
+
+
+def _report(args: argparse.Namespace) -> int:
+    from flows.report import report
+
+    outcome = report(start=args.start, end=args.end)
+    _print_report(outcome)
+    return 0
+
+
+def _nightly(args: argparse.Namespace) -> int:
+    from flows.nightly import nightly
+
+    summary = nightly(run_date=args.run_date)
+    print(f"nightly run {summary.run_date}: cutoff {summary.cutoff}" + (f" (data lags {summary.lag_days} day(s))" if summary.lag_days else ""))
+    if summary.retrained:
+        print(f"  retrained: {', '.join(summary.retrained)}")
+    for model, count in summary.progress.stored.items():
+        print(f"  {model:<14} forecast {count} cutoff(s), already stored {summary.progress.skipped.get(model, 0)}")
+    print(f"forecasts: {summary.forecasts_path}")
+    _print_report(summary.report)
     return 0
 
 
@@ -77,6 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
     window.add_argument("--train-days", type=int, help="SARIMA window rolling over this many days")
     backfill.add_argument("--overwrite", action="store_true", help="recompute cutoffs already stored")
     backfill.set_defaults(handler=_backfill)
+
+    nightly = commands.add_parser("nightly", help="the nightly job: ingest, retrain when due, forecast, score, report")
+    nightly.add_argument("--run-date", type=_iso_date, help="the day the run is for (default: today, Chicago)")
+    nightly.set_defaults(handler=_nightly)
+
+    report = commands.add_parser("report", help="recompute metrics and the report from what is stored")
+    report.add_argument("--start", type=_iso_date, help="first target date of an explicit range")
+    report.add_argument("--end", type=_iso_date, help="evaluation date (default: the last service date)")
+    report.set_defaults(handler=_report)
     return parser
 
 

@@ -52,8 +52,8 @@ def evaluate(
     )
     forecasts = forecasts[(forecasts["ds"] >= first_target) & (forecasts["ds"] <= last_target)]
     if forecasts.empty:
-        get_run_logger().warning("no stored forecast targets %s..%s: nothing to score", first_target.date(), last_target.date())
-        return forecasts
+        get_run_logger().warning("no stored forecast targets %s..%s: nothing to score yet", first_target.date(), last_target.date())
+        return store.metrics.read(eval_date=pd.Timestamp("1900-01-01"))  # empty, typed
     metrics = score_forecasts(forecasts, store.ridership.read_clean(), eval_date, windows)
     store.metrics.write(metrics)
     return metrics
@@ -74,9 +74,6 @@ def publish_report(
     leaderboard ranks models over ``window`` (a nightly run: the last 28 days; a backfill: its
     range)."""
     logger = get_run_logger()
-    if metrics.empty:
-        logger.warning("no metrics for %s: no report", eval_date.date())
-        return ReportOutcome(folder="", alerts=[], metrics_rows=0)
     alerts = mape_alerts(metrics, mape_threshold, eval_date=eval_date)
     for alert in alerts:
         logger.warning(alert.message)

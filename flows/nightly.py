@@ -1,0 +1,97 @@
+"""Nightly flow: ingest, then forecast the run date's cutoff with every model, retrain the RNNs
+when due, score what has matured and write the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from flows.common import ForecastProgress, default_models, forecast_cutoffs, score_and_report, training_window
+from flows.ingest import ingest
+from flows.settings import Settings
+from storage import Store
+from tasks.core.models import is_rnn
+from tasks.evaluate import ReportOutcome
+from tasks.forecast import load_history
+
+SERVICE_TIMEZONE = ZoneInfo("America/Chicago")
+
+
+@dataclass(frozen=True)
+class NightlySummary:
+    run_date: str
+    cutoff: str
+    lag_days: int
+    ingest_error: str | None
+    retrained: list[str]
+    progress: ForecastProgress
+    report: ReportOutcome
+    forecasts_path: str
+
+
+def logical_run_date(explicit: date | None, scheduled: datetime | None, now: datetime) -> date:
+    """The day a run is for: the parameter, else the slot the schedule created the run for (in
+    Chicago time, so a late or replayed run forecasts the right day), else today in Chicago."""
+    if explicit is not None:
+        return explicit
+    moment = scheduled if scheduled is not None else now
+    return moment.astimezone(SERVICE_TIMEZONE).date()
+
+
+def nightly_cutoff(run_date: date, last_service_date: pd.Timestamp) -> tuple[pd.Timestamp, int]:
+    """The last complete service date on or before the day before ``run_date``, and by how many
+    days the data lags behind that day."""
+    wanted = pd.Timestamp(run_date) - pd.Timedelta(days=1)
+    cutoff = min(wanted, last_service_date)
+    return cutoff, int((wanted - cutoff).days)
+
+
+@flow(name="nightly", log_prints=True)
+def nightly(run_date: date | None = None) -> NightlySummary:
+    logger = get_run_logger()
+    settings = Settings.from_env()
+    store = Store.open(settings.storage)
+    day = logical_run_date(run_date, flow_run.scheduled_start_time, datetime.now(SERVICE_TIMEZONE))
+
+    ingest_state = ingest(return_state=True)
+    ingest_error = None if ingest_state.is_completed() else ingest_state.message
+    if ingest_error:
+        logger.error("ingest failed, forecasting from the last good data: %s", ingest_error)
+
+    history = load_history(store)
+    if history.empty:
+        raise RuntimeError(f"no clean data under {store.url}: run `ridership ingest` first")
+    cutoff, lag_days = nightly_cutoff(day, history.index.max())
+    note = None
+    if lag_days:
+        note = f"Data lags: the last service date is {cutoff.date()}, {lag_days} day(s) before {day - pd.Timedelta(days=1)}."
+        logger.warning(note)
+
+    models = default_models(settings)
+    retrained: list[str] = []
+    rnn_models = [m for m in models if is_rnn(m)]
+    if rnn_models:
+        from flows.rnn import retrain_when_due
+
+        retrained = retrain_when_due(store, history, settings, rnn_models, list(settings.series), cutoff, day)
+
+    window = training_window(settings, None, None)
+    progress = forecast_cutoffs(
+        store, history, settings, models, list(settings.series), pd.DatetimeIndex([cutoff]), window, overwrite=False
+    )
+    report = score_and_report(
+        store, settings, run_date=pd.Timestamp(day), eval_date=cutoff, target_range=None,
+        data_note=note if not ingest_error else f"{note or ''} Ingest failed: {ingest_error}".strip(),
+    )
+    summary = NightlySummary(
+        run_date=str(day), cutoff=str(cutoff.date()), lag_days=lag_days, ingest_error=ingest_error,
+        retrained=retrained, progress=progress, report=report, forecasts_path=store.forecasts.path,
+    )
+    if ingest_error:
+        raise RuntimeError(f"nightly {day}: forecasts and report written from the last good data, but ingest failed: {ingest_error}")
+    return summary
