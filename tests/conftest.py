@@ -40,3 +40,11 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=180):
         yield
+
+
+@pytest.fixture(scope="session")
+def prefect_api_url(prefect_harness) -> str:
+    """The harness server's API URL, for subprocesses that should use it too."""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value()

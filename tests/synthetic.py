@@ -27,3 +27,17 @@ def synthetic_clean(start: str = "2018-01-01", end: str = "2019-06-30", seed: in
             "rail": rail.round().astype("int64"),
         }
     )
+
+
+def as_raw_csv(clean: pd.DataFrame) -> str:
+    """The clean frame written back in the portal's raw format (MM/DD/YYYY, total_rides)."""
+    raw = pd.DataFrame(
+        {
+            "service_date": clean["service_date"].dt.strftime("%m/%d/%Y"),
+            "day_type": clean["day_type"],
+            "bus": clean["bus"],
+            "rail_boardings": clean["rail"],
+            "total_rides": clean["bus"] + clean["rail"],
+        }
+    )
+    return raw.to_csv(index=False)
