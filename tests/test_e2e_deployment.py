@@ -4,11 +4,6 @@ also on failure."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,89 +13,10 @@ import pandas as pd
 import pytest
 
 from storage import Store
-from tests.conftest import REPO
+from tests.prefect_stack import RUN_TIMEOUT, PrefectStack
 from tests.synthetic import synthetic_clean
 
 pytestmark = pytest.mark.e2e
-
-BIN = Path(sys.executable).parent
-SERVER_START_TIMEOUT = 180
-RUN_TIMEOUT = 900
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-class PrefectStack:
-    """A server and a worker on 127.0.0.1 with their own PREFECT_HOME."""
-
-    def __init__(self, tmp: Path, storage: str) -> None:
-        port = free_port()
-        self.api = f"http://127.0.0.1:{port}/api"
-        self.logs = tmp / "logs"
-        self.logs.mkdir()
-        self.env = {
-            **os.environ,
-            "PREFECT_HOME": str(tmp / "prefect-home"),
-            "PREFECT_API_URL": self.api,
-            "PREFECT_SERVER_API_HOST": "127.0.0.1",
-            "PREFECT_SERVER_API_PORT": str(port),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "DO_NOT_TRACK": "1",
-            "PREFECT_WORKER_QUERY_SECONDS": "2",
-            "RIDERSHIP_STORAGE": storage,
-            "RIDERSHIP_RNN_MODELS": "",
-            "RIDERSHIP_WORKERS": "2",
-        }
-        self.processes: list[subprocess.Popen] = []
-
-    def start(self, *args: str, log: str) -> subprocess.Popen:
-        handle = open(self.logs / log, "w")
-        process = subprocess.Popen(
-            [str(BIN / "prefect"), *args], cwd=REPO, env=self.env, stdout=handle,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        self.processes.append(process)
-        return process
-
-    def run(self, *args: str, timeout: float = 300) -> str:
-        done = subprocess.run(
-            [str(BIN / "prefect"), "--no-prompt", *args], cwd=REPO, env=self.env,
-            capture_output=True, text=True, timeout=timeout,
-        )
-        assert done.returncode == 0, f"prefect {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-        return done.stdout
-
-    def wait_healthy(self) -> None:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.api}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        raise AssertionError(f"prefect server not healthy after {SERVER_START_TIMEOUT}s: {self.log_tail()}")
-
-    def log_tail(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(self.logs.iterdir()))
-
-    def shutdown(self) -> None:
-        for process in reversed(self.processes):
-            stop(process)
 
 
 @pytest.fixture
@@ -109,8 +25,7 @@ def stack(tmp_path: Path):
     Store.open(storage).ridership.write_clean(synthetic_clean())
     prefect = PrefectStack(tmp_path, storage)
     try:
-        prefect.start("server", "start", "--host", "127.0.0.1", "--port", prefect.env["PREFECT_SERVER_API_PORT"], log="server.log")
-        prefect.wait_healthy()
+        prefect.start_server()
         yield prefect
     finally:
         prefect.shutdown()
