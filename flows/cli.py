@@ -73,6 +73,18 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _retrain(args: argparse.Namespace) -> int:
+    from flows.rnn import retrain_models
+
+    for outcome in retrain_models(models=args.models, cutoff=args.cutoff):
+        verdict = "champion" if outcome.promoted else "kept incumbent"
+        print(
+            f"{outcome.model}/{outcome.unique_id} at {outcome.cutoff}: {outcome.version} "
+            f"validation MAE {outcome.validation_mae:,.0f} in {outcome.seconds:.0f}s -> {verdict} ({outcome.reason})"
+        )
+    return 0
+
+
 def _nightly(args: argparse.Namespace) -> int:
     from flows.nightly import nightly
 
@@ -109,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     nightly = commands.add_parser("nightly", help="the nightly job: ingest, retrain when due, forecast, score, report")
     nightly.add_argument("--run-date", type=_iso_date, help="the day the run is for (default: today, Chicago)")
     nightly.set_defaults(handler=_nightly)
+
+    retrain = commands.add_parser("retrain", help="train RNN challengers at a cutoff and promote the better ones")
+    retrain.add_argument("--models", type=_csv_list, help="comma-separated (default: RIDERSHIP_RNN_MODELS)")
+    retrain.add_argument("--cutoff", type=_iso_date, help="last day of data to train on (default: the last service date)")
+    retrain.set_defaults(handler=_retrain)
 
     report = commands.add_parser("report", help="recompute metrics and the report from what is stored")
     report.add_argument("--start", type=_iso_date, help="first target date of an explicit range")

@@ -78,7 +78,7 @@ def nightly(run_date: date | None = None) -> NightlySummary:
     if rnn_models:
         from flows.rnn import retrain_when_due
 
-        retrained = retrain_when_due(store, history, settings, rnn_models, list(settings.series), cutoff, day)
+        retrained = retrain_when_due(store, history, settings, rnn_models, list(settings.series), cutoff)
 
     window = training_window(settings, None, None)
     progress = forecast_cutoffs(

@@ -32,7 +32,8 @@ class Settings:
     sarima_train_start: str = "2018-01-01"
     sarima_train_days: int | None = None
     rnn_models: tuple[str, ...] = ("mulvar_rnn", "seq2seq")
-    rnn_train_years: int = 3
+    rnn_train_days: int = 1096
+    rnn_validation_days: int = 151
     rnn_max_epochs: int = 500
     retrain_weekday: int = 0  # Monday
     mape_alert_threshold: float = 15.0
@@ -49,7 +50,8 @@ class Settings:
         RIDERSHIP_SARIMA_TRAIN_START  first date of SARIMA's expanding window (default: 2018-01-01)
         RIDERSHIP_SARIMA_TRAIN_DAYS   if set, a rolling window of this many days instead
         RIDERSHIP_RNN_MODELS        production RNN architectures (default: mulvar_rnn,seq2seq)
-        RIDERSHIP_RNN_TRAIN_YEARS   years of history an RNN trains on (default: 3)
+        RIDERSHIP_RNN_TRAIN_DAYS    days an RNN trains on, before its validation days (default: 1096)
+        RIDERSHIP_RNN_VALIDATION_DAYS  days ending at the cutoff for early stopping and promotion (default: 151)
         RIDERSHIP_RNN_MAX_EPOCHS    epoch cap for RNN training (default: 500)
         RIDERSHIP_RETRAIN_WEEKDAY   weekday of the weekly RNN retrain, 0=Monday (default: 0)
         RIDERSHIP_MAPE_ALERT        28-day MAPE (%) above which a model is flagged (default: 15)
@@ -66,7 +68,8 @@ class Settings:
             sarima_train_start=env.get("RIDERSHIP_SARIMA_TRAIN_START", defaults.sarima_train_start),
             sarima_train_days=int(train_days) if train_days else None,
             rnn_models=_csv(env.get("RIDERSHIP_RNN_MODELS", ",".join(defaults.rnn_models))),
-            rnn_train_years=int(env.get("RIDERSHIP_RNN_TRAIN_YEARS", defaults.rnn_train_years)),
+            rnn_train_days=int(env.get("RIDERSHIP_RNN_TRAIN_DAYS", defaults.rnn_train_days)),
+            rnn_validation_days=int(env.get("RIDERSHIP_RNN_VALIDATION_DAYS", defaults.rnn_validation_days)),
             rnn_max_epochs=int(env.get("RIDERSHIP_RNN_MAX_EPOCHS", defaults.rnn_max_epochs)),
             retrain_weekday=int(env.get("RIDERSHIP_RETRAIN_WEEKDAY", defaults.retrain_weekday)),
             mape_alert_threshold=float(env.get("RIDERSHIP_MAPE_ALERT", defaults.mape_alert_threshold)),

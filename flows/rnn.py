@@ -1,0 +1,69 @@
+"""RNN steps of the flows: weekly retraining in walk-forward order, then daily forecasts from the
+champion of each cutoff's week; and the `retrain` flow."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+from prefect import flow
+
+from flows.settings import Settings
+from storage import Store
+from tasks.forecast import load_history
+from tasks.train import RetrainOutcome, due_retrains, forecast_with_champions, retrain
+
+
+def training_config(settings: Settings):
+    from tasks.core.rnn import TrainingConfig
+
+    return TrainingConfig(
+        max_epochs=settings.rnn_max_epochs, train_days=settings.rnn_train_days,
+        validation_days=settings.rnn_validation_days,
+    )
+
+
+def retrain_due(
+    store: Store, history: pd.DataFrame, settings: Settings, model: str, series: list[str], cutoffs: list[pd.Timestamp]
+) -> list[RetrainOutcome]:
+    """Train every retrain that ``cutoffs`` make due (weekly, or when no champion exists)."""
+    outcomes = []
+    for unique_id in series:
+        for cutoff in due_retrains(store, model, unique_id, cutoffs, settings.retrain_weekday):
+            outcomes.append(retrain(store, history, model, unique_id, cutoff, training_config(settings)))
+    return outcomes
+
+
+def forecast_rnn_chunk(
+    store: Store, history: pd.DataFrame, settings: Settings, model: str, series: list[str], cutoffs: list[pd.Timestamp]
+) -> pd.DataFrame:
+    """Walk-forward for one RNN over a chunk of cutoffs: retrain where due, then forecast."""
+    retrain_due(store, history, settings, model, series, cutoffs)
+    return forecast_with_champions(store, history, model, series, cutoffs, settings.horizon)
+
+
+def retrain_when_due(
+    store: Store, history: pd.DataFrame, settings: Settings, models: list[str], series: list[str],
+    cutoff: pd.Timestamp,
+) -> list[str]:
+    """The nightly run's retrain: on the retrain weekday, or when a model has no champion."""
+    trained = []
+    for model in models:
+        for outcome in retrain_due(store, history, settings, model, series, [cutoff]):
+            trained.append(f"{outcome.model}/{outcome.unique_id} {outcome.version} ({outcome.reason})")
+    return trained
+
+
+@flow(name="retrain", log_prints=True)
+def retrain_models(models: list[str] | None = None, cutoff: date | None = None) -> list[RetrainOutcome]:
+    """Train challengers of ``models`` (default: the production set) for every series at
+    ``cutoff`` (default: the last service date) and promote those that beat their champion."""
+    settings = Settings.from_env()
+    store = Store.open(settings.storage)
+    history = load_history(store)
+    at = pd.Timestamp(cutoff) if cutoff is not None else history.index.max()
+    return [
+        retrain(store, history, model, unique_id, at, training_config(settings))
+        for model in (models or list(settings.rnn_models))
+        for unique_id in settings.series
+    ]
