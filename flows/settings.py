@@ -29,8 +29,10 @@ class Settings:
     storage: str = field(default_factory=lambda: str(_project_dir() / "var" / "storage"))
     series: tuple[str, ...] = ("bus", "rail")
     horizon: int = 14
+    # Rolling 182 days, chosen by a backtest (README); an expanding window from
+    # RIDERSHIP_SARIMA_TRAIN_START is used when RIDERSHIP_SARIMA_TRAIN_DAYS is set to 0.
     sarima_train_start: str = "2018-01-01"
-    sarima_train_days: int | None = None
+    sarima_train_days: int | None = 182
     rnn_models: tuple[str, ...] = ("mulvar_rnn", "seq2seq")
     rnn_train_days: int = 1096
     rnn_validation_days: int = 151
@@ -47,8 +49,8 @@ class Settings:
         RIDERSHIP_STORAGE           storage root: local path or fsspec URL (default: ./var/storage)
         RIDERSHIP_SERIES            comma-separated series to forecast (default: bus,rail)
         RIDERSHIP_HORIZON           days ahead forecast from each cutoff (default: 14)
-        RIDERSHIP_SARIMA_TRAIN_START  first date of SARIMA's expanding window (default: 2018-01-01)
-        RIDERSHIP_SARIMA_TRAIN_DAYS   if set, a rolling window of this many days instead
+        RIDERSHIP_SARIMA_TRAIN_DAYS   SARIMA's rolling window in days (default: 182; 0: expanding)
+        RIDERSHIP_SARIMA_TRAIN_START  first date of the expanding window when TRAIN_DAYS is 0 (default: 2018-01-01)
         RIDERSHIP_RNN_MODELS        production RNN architectures (default: mulvar_rnn,seq2seq)
         RIDERSHIP_RNN_TRAIN_DAYS    days an RNN trains on, before its validation days (default: 1096)
         RIDERSHIP_RNN_VALIDATION_DAYS  days ending at the cutoff for early stopping and promotion (default: 151)
@@ -59,14 +61,14 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         defaults = cls()
-        train_days = env.get("RIDERSHIP_SARIMA_TRAIN_DAYS")
+        train_days = int(env.get("RIDERSHIP_SARIMA_TRAIN_DAYS", defaults.sarima_train_days))
         return cls(
             source=env.get("RIDERSHIP_SOURCE", defaults.source),
             storage=env.get("RIDERSHIP_STORAGE", defaults.storage),
             series=_csv(env.get("RIDERSHIP_SERIES", ",".join(defaults.series))),
             horizon=int(env.get("RIDERSHIP_HORIZON", defaults.horizon)),
             sarima_train_start=env.get("RIDERSHIP_SARIMA_TRAIN_START", defaults.sarima_train_start),
-            sarima_train_days=int(train_days) if train_days else None,
+            sarima_train_days=train_days or None,
             rnn_models=_csv(env.get("RIDERSHIP_RNN_MODELS", ",".join(defaults.rnn_models))),
             rnn_train_days=int(env.get("RIDERSHIP_RNN_TRAIN_DAYS", defaults.rnn_train_days)),
             rnn_validation_days=int(env.get("RIDERSHIP_RNN_VALIDATION_DAYS", defaults.rnn_validation_days)),

@@ -1,0 +1,89 @@
+"""The forecast contract: one row per series × cutoff × model × horizon.
+
+A row says: "with data up to ``cutoff`` (inclusive), model ``model`` (trained instance
+``model_version``) forecast ``y_hat`` for ``unique_id`` on ``ds = cutoff + h days``", with 80 % and
+95 % prediction intervals where the model gives them (NaN where it does not). ``run_id`` and
+``created_at`` say which run wrote it.
+
+:class:`EngineForecastSchema` is the walk-forward engine's output (no run columns yet);
+:class:`ForecastSchema` is the stored table. Validate lazily (``validate(df, lazy=True)``) to get
+every failing row at once.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.typing import Series
+
+FORECAST_KEY = ["unique_id", "cutoff", "model", "h"]
+"""The columns that identify a row (unique together)."""
+
+INTERVAL_CHAIN = ["y_lo_95", "y_lo_80", "y_hat", "y_hi_80", "y_hi_95"]
+"""Columns that must be non-decreasing left to right wherever both values are present."""
+
+_NON_EMPTY = {"min_value": 1}
+
+
+class EngineForecastSchema(pa.DataFrameModel):
+    """Forecasts as the walk-forward engine returns them (the contract minus the run columns)."""
+
+    unique_id: Series[str] = pa.Field(str_length=_NON_EMPTY, description="series: bus, rail, ...")
+    cutoff: Series[pa.DateTime] = pa.Field(description="last date whose data the forecast could use")
+    ds: Series[pa.DateTime] = pa.Field(description="the date forecast: cutoff + h days")
+    h: Series[np.int64] = pa.Field(ge=1, description="horizon in days")
+    model: Series[str] = pa.Field(str_length=_NON_EMPTY, description="model family: naive, sarima, ...")
+    y_hat: Series[np.float64] = pa.Field(nullable=False, description="point forecast")
+    y_lo_80: Series[np.float64] = pa.Field(nullable=True, description="80 % interval, lower")
+    y_hi_80: Series[np.float64] = pa.Field(nullable=True, description="80 % interval, upper")
+    y_lo_95: Series[np.float64] = pa.Field(nullable=True, description="95 % interval, lower")
+    y_hi_95: Series[np.float64] = pa.Field(nullable=True, description="95 % interval, upper")
+    model_version: Series[str] = pa.Field(str_length=_NON_EMPTY, description="trained instance id")
+
+    class Config:
+        strict = True
+        coerce = False
+        unique = FORECAST_KEY
+
+    @pa.check("cutoff", "ds", name="date_at_midnight")
+    def date_at_midnight(cls, values: Series[pd.Timestamp]) -> Series[bool]:
+        return values == values.dt.normalize()
+
+    @pa.check("y_hat", name="finite")
+    def finite(cls, values: Series[float]) -> Series[bool]:
+        return pd.Series(np.isfinite(values.to_numpy(dtype=np.float64)), index=values.index)
+
+    @pa.dataframe_check(name="ds_is_cutoff_plus_h_days")
+    def ds_is_cutoff_plus_h_days(cls, df: pd.DataFrame) -> Series[bool]:
+        return df["ds"] == df["cutoff"] + pd.to_timedelta(df["h"], unit="D")
+
+    @pa.dataframe_check(name="intervals_nested_around_y_hat")
+    def intervals_nested_around_y_hat(cls, df: pd.DataFrame) -> Series[bool]:
+        # Every pair, not only neighbours: with the 80 % interval missing, the 95 % one must
+        # still bracket y_hat.
+        ok = pd.Series(True, index=df.index)
+        for low, high in itertools.combinations(INTERVAL_CHAIN, 2):
+            ok &= df[low].isna() | df[high].isna() | (df[low] <= df[high])
+        return ok
+
+    @pa.dataframe_check(name="interval_bounds_come_in_pairs")
+    def interval_bounds_come_in_pairs(cls, df: pd.DataFrame) -> Series[bool]:
+        return (df["y_lo_80"].isna() == df["y_hi_80"].isna()) & (df["y_lo_95"].isna() == df["y_hi_95"].isna())
+
+
+class ForecastSchema(EngineForecastSchema):
+    """The stored forecast table: engine rows plus the run that wrote them."""
+
+    run_id: Series[str] = pa.Field(str_length=_NON_EMPTY, description="the run that wrote the row")
+    # Coerced to microseconds: pandas 3 clocks and Parquet round trips may give ns or us.
+    created_at: Series[pd.DatetimeTZDtype] = pa.Field(
+        dtype_kwargs={"unit": "us", "tz": "UTC"}, coerce=True, description="when the row was written (UTC)"
+    )
+
+    class Config:
+        strict = True
+        coerce = False
+        unique = FORECAST_KEY
