@@ -11,7 +11,8 @@ from prefect.cache_policies import NO_CACHE
 
 from schemas.metrics import range_window_name
 from storage import Store
-from tasks.core.report import artifact_key, leaderboard_artifact_rows, render_report
+from tasks.core.artifacts import artifact_key, leaderboard_artifact_rows
+from tasks.core.report import render_report
 from tasks.core.scoring import DEFAULT_ALERT_WINDOW, leaderboard, mape_alerts, range_window, score_forecasts, trailing_windows
 
 PLOT_WEEKS = 8

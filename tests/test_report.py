@@ -12,13 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.core.report import (
-    ALERT_MARK,
-    artifact_key,
-    leaderboard_artifact_rows,
-    render_report,
-    to_json_records,
-)
+from tasks.core.artifacts import artifact_key, leaderboard_artifact_rows, to_json_records
+from tasks.core.report import ALERT_MARK, render_report
 from tasks.core.scoring import leaderboard, mape_alerts, score_forecasts
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -1,19 +1,16 @@
-"""The evaluation report (Markdown, self-contained HTML, PNG charts) and Prefect artifact payloads.
+"""The evaluation report: Markdown, self-contained HTML and PNG charts.
 
 Everything here returns values; the storage layer writes ``report.md``, ``report.html`` and the
 PNGs side by side under ``reports/<run date>/``, so the Markdown links images by bare filename.
 The page is described once as a list of blocks and rendered to both formats, so the two cannot
-drift apart. Nothing imports Prefect: artifact helpers only shape plain JSON data and keys.
+drift apart. Prefect artifact payloads are shaped in :mod:`tasks.core.artifacts`.
 """
 
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import html
 import math
-import re
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -112,41 +109,6 @@ def render_report(
         images=images,
         artifact_markdown=_to_markdown(blocks, with_images=False),
     )
-
-
-# --- Prefect artifact payloads (plain data; the task layer calls prefect.artifacts) ----------
-
-
-def to_json_records(frame: pd.DataFrame, decimals: int | None = None) -> list[dict[str, Any]]:
-    """Rows as dicts that ``json.dumps(..., allow_nan=False)`` accepts.
-
-    Dates become ISO strings (``YYYY-MM-DD`` at midnight), NaN/NaT/NA and infinities ``None``,
-    numpy scalars Python ones; floats are rounded to ``decimals`` when given.
-    """
-    columns = [str(c) for c in frame.columns]
-    return [
-        {column: _json_value(value, decimals) for column, value in zip(columns, row)}
-        for row in frame.itertuples(index=False, name=None)
-    ]
-
-
-def leaderboard_artifact_rows(board: pd.DataFrame, decimals: int = 3) -> list[dict[str, Any]]:
-    """The leaderboard (:func:`tasks.core.scoring.leaderboard`) as a Prefect table artifact."""
-    return to_json_records(board, decimals=decimals)
-
-
-def artifact_key(*parts: str) -> str:
-    """A Prefect artifact key from free text: lowercase ASCII letters, digits and single dashes.
-
-    ``artifact_key("Leaderboard", "last_28", "2024-05-01")`` gives
-    ``"leaderboard-last-28-2024-05-01"``. Accents are folded (``é`` → ``e``) rather than dropped.
-    """
-    text = "-".join(parts)
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    key = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-    if not key:
-        raise ValueError(f"no letters or digits to build an artifact key from {parts!r}")
-    return key
 
 
 # --- page blocks and their two renderings ---------------------------------------------------
@@ -311,22 +273,3 @@ def _window_span(window_rows: pd.DataFrame) -> str:
     if window_rows.empty:
         return ""
     return f" (targets {_day(window_rows['window_start'].iloc[0])} to {_day(window_rows['window_end'].iloc[0])})"
-
-
-def _json_value(value: Any, decimals: int | None) -> Any:
-    if pd.api.types.is_scalar(value) and pd.isna(value):  # None, NaN, NaT, pd.NA
-        return None
-    if isinstance(value, (pd.Timestamp, dt.datetime, np.datetime64)):
-        stamp = pd.Timestamp(value)
-        midnight = stamp.tzinfo is None and stamp == stamp.normalize()
-        return stamp.date().isoformat() if midnight else stamp.isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, (bool, np.bool_, int, np.integer)):
-        return bool(value) if isinstance(value, (bool, np.bool_)) else int(value)
-    if isinstance(value, (float, np.floating)):
-        number = float(value)
-        if not math.isfinite(number):  # strict JSON has no Infinity either
-            return None
-        return number if decimals is None else round(number, decimals)
-    return value if isinstance(value, str) else str(value)
