@@ -30,7 +30,9 @@ def retrain_due(
     outcomes = []
     for unique_id in series:
         for cutoff in due_retrains(store, model, unique_id, cutoffs, settings.retrain_weekday):
-            outcomes.append(retrain(store, history, model, unique_id, cutoff, training_config(settings)))
+            outcomes.append(
+                retrain(store, history, model, unique_id, cutoff, training_config(settings), model in settings.rnn_improved_recipe)
+            )
     return outcomes
 
 
@@ -63,7 +65,7 @@ def retrain_models(models: list[str] | None = None, cutoff: date | None = None) 
     history = load_history(store)
     at = pd.Timestamp(cutoff) if cutoff is not None else history.index.max()
     return [
-        retrain(store, history, model, unique_id, at, training_config(settings))
+        retrain(store, history, model, unique_id, at, training_config(settings), model in settings.rnn_improved_recipe)
         for model in (models or list(settings.rnn_models))
         for unique_id in settings.series
     ]

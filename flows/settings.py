@@ -33,7 +33,8 @@ class Settings:
     # RIDERSHIP_SARIMA_TRAIN_START is used when RIDERSHIP_SARIMA_TRAIN_DAYS is set to 0.
     sarima_train_start: str = "2018-01-01"
     sarima_train_days: int | None = 182
-    rnn_models: tuple[str, ...] = ("mulvar_rnn", "seq2seq")
+    rnn_models: tuple[str, ...] = ("multitask_rnn", "seq2seq")
+    rnn_improved_recipe: tuple[str, ...] = ("mulvar_rnn", "multitask_rnn")
     rnn_train_days: int = 1096
     rnn_validation_days: int = 151
     rnn_max_epochs: int = 500
@@ -51,7 +52,9 @@ class Settings:
         RIDERSHIP_HORIZON           days ahead forecast from each cutoff (default: 14)
         RIDERSHIP_SARIMA_TRAIN_DAYS   SARIMA's rolling window in days (default: 182; 0: expanding)
         RIDERSHIP_SARIMA_TRAIN_START  first date of the expanding window when TRAIN_DAYS is 0 (default: 2018-01-01)
-        RIDERSHIP_RNN_MODELS        production RNN architectures (default: mulvar_rnn,seq2seq)
+        RIDERSHIP_RNN_MODELS        production RNN architectures (default: multitask_rnn,seq2seq)
+        RIDERSHIP_RNN_IMPROVED_RECIPE  architectures trained on standardised series with Adam instead
+                                    of the book's ÷1e6 scaling and SGD (default: mulvar_rnn,multitask_rnn)
         RIDERSHIP_RNN_TRAIN_DAYS    days an RNN trains on, before its validation days (default: 1096)
         RIDERSHIP_RNN_VALIDATION_DAYS  days ending at the cutoff for early stopping and promotion (default: 151)
         RIDERSHIP_RNN_MAX_EPOCHS    epoch cap for RNN training (default: 500)
@@ -70,6 +73,7 @@ class Settings:
             sarima_train_start=env.get("RIDERSHIP_SARIMA_TRAIN_START", defaults.sarima_train_start),
             sarima_train_days=train_days or None,
             rnn_models=_csv(env.get("RIDERSHIP_RNN_MODELS", ",".join(defaults.rnn_models))),
+            rnn_improved_recipe=_csv(env.get("RIDERSHIP_RNN_IMPROVED_RECIPE", ",".join(defaults.rnn_improved_recipe))),
             rnn_train_days=int(env.get("RIDERSHIP_RNN_TRAIN_DAYS", defaults.rnn_train_days)),
             rnn_validation_days=int(env.get("RIDERSHIP_RNN_VALIDATION_DAYS", defaults.rnn_validation_days)),
             rnn_max_epochs=int(env.get("RIDERSHIP_RNN_MAX_EPOCHS", defaults.rnn_max_epochs)),

@@ -52,14 +52,19 @@ def due_retrains(
 
 
 @task(cache_policy=NO_CACHE)
-def retrain(store: Store, history: pd.DataFrame, model: str, unique_id: str, cutoff: pd.Timestamp, training) -> RetrainOutcome:
+def retrain(
+    store: Store, history: pd.DataFrame, model: str, unique_id: str, cutoff: pd.Timestamp, training,
+    improved_recipe: bool = False,
+) -> RetrainOutcome:
     """Train a challenger on data up to ``cutoff``; it becomes champion only if its validation
-    MAE beats the champion's (as of that cutoff) on the same validation window."""
+    MAE beats the champion's (as of that cutoff) on the same validation window.
+    ``improved_recipe``: standardised series and Adam instead of the book's recipe."""
     from tasks.core.rnn import RnnForecaster, decide_promotion, with_promotion
 
     logger = get_run_logger()
     visible = visible_history(history, cutoff)
-    challenger = RnnForecaster.named(model, training=training).fit(visible, unique_id)
+    make = RnnForecaster.recommended if improved_recipe else RnnForecaster.named
+    challenger = make(model, training=training).fit(visible, unique_id)
     incumbent_card = champion_as_of(_cards(store, model, unique_id), cutoff)
     incumbent = _fitted(store, model, unique_id, incumbent_card["version"]) if incumbent_card else None
     decision = decide_promotion(challenger, incumbent, visible)

@@ -1,0 +1,144 @@
+"""Model registry: trained Keras networks, their cards, and a champion pointer per model and series.
+
+Layout under the storage root::
+
+    models/<model>/<unique_id>/<version>/model.keras   the network (Keras 3 native format, no pickle)
+    models/<model>/<unique_id>/<version>/card.json     what was trained, on what, how well, promoted?
+    models/<model>/<unique_id>/champion.json           {"version": ..., "reason": ..., "set_at": ...}
+
+``unique_id`` sits under ``model`` because a champion is per architecture *and* series (the rail
+and bus networks of ``mulvar_rnn`` are different models with different champions).
+
+Every file goes through :meth:`Root.write_bytes_atomic`, so local paths and ``s3://`` roots share
+one code path. Order makes a version visible only when complete: ``model.keras`` first, then
+``card.json`` (a version is listed only once its card exists), and the champion pointer last.
+Keras reads and writes ``.keras`` files only on a local disk, hence the temporary directory.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from storage.fs import Root
+
+if TYPE_CHECKING:  # keras is imported lazily: listing versions or reading cards needs no TensorFlow
+    import keras
+
+MODEL_FILE = "model.keras"
+CARD_FILE = "card.json"
+CHAMPION_FILE = "champion.json"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class StoredModel:
+    """A network loaded from the registry with its card (wrap with ``RnnFitted.from_saved``)."""
+
+    network: "keras.Model"
+    card: dict[str, Any]
+    version: str
+
+
+def _checked(name: str, what: str) -> str:
+    if not _SAFE_NAME.match(name):
+        raise ValueError(f"invalid {what} {name!r}: letters, digits, '_', '-', '.' only")
+    return name
+
+
+def _json_bytes(payload: Mapping[str, Any]) -> bytes:
+    return json.dumps(payload, indent=2, sort_keys=True).encode()
+
+
+class ModelRegistry:
+    """Stores and loads versions and the champion pointer; decides nothing (see ``should_promote``)."""
+
+    def __init__(self, root: Root) -> None:
+        self.root = root
+
+    def _series_dir(self, model: str, unique_id: str) -> str:
+        return self.root.join("models", _checked(model, "model"), _checked(unique_id, "unique_id"))
+
+    def _version_dir(self, model: str, unique_id: str, version: str) -> str:
+        return f"{self._series_dir(model, unique_id)}/{_checked(version, 'version')}"
+
+    # -- versions -------------------------------------------------------------------------------
+
+    def save(self, model: str, unique_id: str, network: "keras.Model", card: Mapping[str, Any]) -> str:
+        """Store a network and its card under ``card["version"]``; returns the version.
+
+        Saving the same version again replaces it (a rerun of the same training is idempotent).
+        """
+        version = str(card["version"])
+        directory = self._version_dir(model, unique_id, version)
+        with tempfile.TemporaryDirectory(prefix="registry-save-") as scratch:
+            local = Path(scratch) / MODEL_FILE
+            with warnings.catch_warnings():
+                # Keras 3.15's own weight export trips numpy 2's copy-keyword deprecation; not ours.
+                warnings.filterwarnings("ignore", message=r"__array__ implementation doesn't accept a copy keyword")
+                network.save(local)  # Keras 3 writes .keras archives to local paths only
+            self.root.write_bytes_atomic(f"{directory}/{MODEL_FILE}", local.read_bytes())
+        self.root.write_bytes_atomic(f"{directory}/{CARD_FILE}", _json_bytes(card))
+        return version
+
+    def versions(self, model: str, unique_id: str) -> list[str]:
+        """Complete versions (those with a card), oldest first (version ids start with the cutoff)."""
+        directory = self._series_dir(model, unique_id)
+        return [
+            name
+            for name in self.root.listdir(directory)
+            if name != CHAMPION_FILE and self.root.exists(f"{directory}/{name}/{CARD_FILE}")
+        ]
+
+    def read_card(self, model: str, unique_id: str, version: str) -> dict[str, Any]:
+        return json.loads(self.root.read_bytes(f"{self._version_dir(model, unique_id, version)}/{CARD_FILE}"))
+
+    def update_card(self, model: str, unique_id: str, card: Mapping[str, Any]) -> None:
+        """Rewrite a stored version's card (e.g. to record its promotion decision)."""
+        directory = self._version_dir(model, unique_id, str(card["version"]))
+        if not self.root.exists(f"{directory}/{MODEL_FILE}"):
+            raise FileNotFoundError(f"no stored network for {model}/{unique_id}/{card['version']}")
+        self.root.write_bytes_atomic(f"{directory}/{CARD_FILE}", _json_bytes(card))
+
+    def load(self, model: str, unique_id: str, version: str) -> StoredModel:
+        """Load a version in Keras safe mode (no arbitrary code: custom layers must be registered)."""
+        import keras
+
+        import tasks.core.rnn.layers  # noqa: F401  registers the LayerNorm cell before deserialising
+
+        directory = self._version_dir(model, unique_id, version)
+        payload = self.root.read_bytes(f"{directory}/{MODEL_FILE}")
+        with tempfile.TemporaryDirectory(prefix="registry-load-") as scratch:
+            local = Path(scratch) / MODEL_FILE
+            local.write_bytes(payload)
+            network = keras.models.load_model(local, safe_mode=True)
+        return StoredModel(network, self.read_card(model, unique_id, version), version)
+
+    # -- champion -------------------------------------------------------------------------------
+
+    def champion_version(self, model: str, unique_id: str) -> str | None:
+        pointer = f"{self._series_dir(model, unique_id)}/{CHAMPION_FILE}"
+        if not self.root.exists(pointer):
+            return None
+        return str(json.loads(self.root.read_bytes(pointer))["version"])
+
+    def set_champion(self, model: str, unique_id: str, version: str, reason: str) -> None:
+        """Point the champion at a stored version (one atomic write: readers see old or new)."""
+        if version not in self.versions(model, unique_id):
+            raise FileNotFoundError(f"cannot promote {model}/{unique_id}/{version}: not stored")
+        pointer = {
+            "version": version,
+            "reason": reason,
+            "set_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        self.root.write_bytes_atomic(f"{self._series_dir(model, unique_id)}/{CHAMPION_FILE}", _json_bytes(pointer))
+
+    def load_champion(self, model: str, unique_id: str) -> StoredModel | None:
+        version = self.champion_version(model, unique_id)
+        return None if version is None else self.load(model, unique_id, version)

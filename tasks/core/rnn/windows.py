@@ -1,0 +1,149 @@
+"""Model inputs as plain numpy arrays, built once per training instead of by tf.data window ops.
+
+Day types always come from :func:`tasks.core.calendar.day_types` of the dates themselves, so the
+"next day type" feature of the cutoff row is known without reading any row after the cutoff
+(the seed's ``day_type.shift(-1)`` would read it from the future row).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
+
+from tasks.core.calendar import day_types
+from tasks.core.rnn.config import NEXT_DAY_TYPES, SERIES_COLUMNS, ModelConfig
+
+ONE_DAY = pd.Timedelta(days=1)
+
+
+def require_daily(frame: pd.DataFrame, columns: tuple[str, ...]) -> None:
+    """Windows assume one row per consecutive day and finite values: fail loudly otherwise."""
+    if not isinstance(frame.index, pd.DatetimeIndex) or len(frame) == 0:
+        raise ValueError("history must be indexed by a non-empty daily DatetimeIndex")
+    steps = np.diff(frame.index.values).astype("timedelta64[D]").astype(int)
+    if len(steps) and (steps != 1).any():
+        gap = frame.index[1:][steps != 1][0]
+        raise ValueError(f"history is not one row per consecutive day (irregular step before {gap.date()})")
+    values = frame.loc[:, list(columns)].to_numpy(dtype=float)
+    if not np.isfinite(values).all():
+        raise ValueError(f"history has missing or non-finite values in {columns}")
+
+
+def next_day_one_hot(dates: pd.DatetimeIndex) -> np.ndarray:
+    """One-hot (A, U, W) of the day type of the day after each date, from the calendar."""
+    following = day_types(pd.DatetimeIndex(dates) + ONE_DAY)
+    return np.stack([following == code for code in NEXT_DAY_TYPES], axis=1).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """Riders <-> model units, per series: ``units = (riders - center) / scale``.
+
+    One scaler serves inputs and targets alike, so a one-step model's prediction can be fed back
+    as the next day's input unchanged.
+    """
+
+    center: Mapping[str, float]
+    scale: Mapping[str, float]
+
+    @classmethod
+    def for_training(cls, config: ModelConfig, train_frame: pd.DataFrame) -> "Scaler":
+        if config.scaling == "fixed":
+            return cls({c: 0.0 for c in SERIES_COLUMNS}, {c: config.scale for c in SERIES_COLUMNS})
+        columns = [c for c in SERIES_COLUMNS if c in train_frame.columns]
+        values = train_frame[columns].to_numpy(dtype=np.float64)
+        return cls(dict(zip(columns, values.mean(axis=0).tolist())), dict(zip(columns, values.std(axis=0).tolist())))
+
+    def to_model(self, values: np.ndarray, columns: tuple[str, ...]) -> np.ndarray:
+        center = np.array([self.center[c] for c in columns])
+        scale = np.array([self.scale[c] for c in columns])
+        return ((np.asarray(values, dtype=np.float64) - center) / scale).astype(np.float32)
+
+    def to_riders(self, values: np.ndarray, column: str) -> np.ndarray:
+        return np.asarray(values, dtype=np.float64) * self.scale[column] + self.center[column]
+
+    def as_dict(self) -> dict[str, dict[str, float]]:
+        return {"center": dict(self.center), "scale": dict(self.scale)}
+
+    @classmethod
+    def from_dict(cls, payload: Mapping[str, Any]) -> "Scaler":
+        return cls(dict(payload["center"]), dict(payload["scale"]))
+
+
+def feature_matrix(frame: pd.DataFrame, config: ModelConfig, unique_id: str, scaler: Scaler) -> np.ndarray:
+    """(days, features) float32 inputs in model units."""
+    columns = config.series_columns(unique_id)
+    series = scaler.to_model(frame[list(columns)].to_numpy(dtype=np.float64), columns)
+    if config.spec.inputs == "univariate":
+        return series
+    return np.concatenate([series, next_day_one_hot(frame.index)], axis=1)
+
+
+def target_matrix(frame: pd.DataFrame, config: ModelConfig, unique_id: str, scaler: Scaler) -> np.ndarray:
+    """(days, targets) float32 targets in model units."""
+    columns = config.target_columns(unique_id)
+    return scaler.to_model(frame[list(columns)].to_numpy(dtype=np.float64), columns)
+
+
+def input_windows(features: np.ndarray, seq_length: int) -> np.ndarray:
+    """All windows of ``seq_length`` consecutive days, (days - seq_length + 1, seq_length, features),
+    as a read-only view: index it to copy only the windows needed."""
+    return sliding_window_view(features, seq_length, axis=0).transpose(0, 2, 1)
+
+
+def supervised_windows(
+    frame: pd.DataFrame, config: ModelConfig, unique_id: str, scaler: Scaler
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training pairs (X, Y) from one contiguous span; every target lies inside the span.
+
+    one_step: X = days i..i+L-1, Y = day i+L (all targets);
+    vector:   Y = days i+L..i+L+H-1 of the series;
+    sequence: Y[t, k] = day i+t+1+k for each window day t (the seed's seq2seq layout), restricted
+              to the days the model emits outputs for (conv_gru: every second day).
+    """
+    require_daily(frame, tuple(dict.fromkeys(config.series_columns(unique_id) + config.target_columns(unique_id))))
+    features = feature_matrix(frame, config, unique_id, scaler)
+    targets = target_matrix(frame, config, unique_id, scaler)
+    length, horizon, days = config.seq_length, config.horizon, len(frame)
+    kind = config.spec.outputs
+    count = days - length if kind == "one_step" else days - length - horizon + 1
+    if count < 1:
+        raise ValueError(f"{days} days are too few for windows of {length} days (+{horizon} ahead)")
+    inputs = np.ascontiguousarray(input_windows(features, length)[:count])
+    if kind == "one_step":
+        return inputs, np.ascontiguousarray(targets[length : length + count])
+    series = targets[:, 0]
+    ahead = sliding_window_view(series, horizon)  # ahead[j] = days j..j+H-1
+    if kind == "vector":
+        return inputs, np.ascontiguousarray(ahead[length : length + count])
+    step_targets = sliding_window_view(ahead[1:], length, axis=0).transpose(0, 2, 1)[:count]
+    return inputs, np.ascontiguousarray(step_targets[:, config.output_steps(), :])
+
+
+def slice_days(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """Rows from ``start`` to ``end`` inclusive, refusing a span the history does not fully cover."""
+    if frame.index[0] > start or frame.index[-1] < end:
+        raise ValueError(
+            f"history {frame.index[0].date()}..{frame.index[-1].date()} does not cover {start.date()}..{end.date()}"
+        )
+    return frame.loc[start:end]
+
+
+def data_fingerprint(frame: pd.DataFrame, columns: tuple[str, ...]) -> str:
+    """sha256 of the dates and values a model was trained on: same data, same fingerprint."""
+    digest = hashlib.sha256()
+    digest.update(np.asarray(frame.index.values, dtype="datetime64[D]").tobytes())
+    digest.update(np.ascontiguousarray(frame.loc[:, list(columns)].to_numpy(dtype=np.float64)).tobytes())
+    return digest.hexdigest()
+
+
+def last_index_of_each_day_type(dates: pd.DatetimeIndex) -> dict[str, np.ndarray]:
+    """For each day type, the position of its latest occurrence at or before each row (-1: none yet)."""
+    types = day_types(dates)
+    positions = np.arange(len(dates))
+    return {code: np.maximum.accumulate(np.where(types == code, positions, -1)) for code in ("W", "A", "U")}

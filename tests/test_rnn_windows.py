@@ -1,0 +1,148 @@
+"""RNN windowing and configuration: pure numpy checks, no training (and no TensorFlow import)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.core.calendar import day_types
+from tasks.core.rnn.config import ConfigBundle, DataSplit, ModelConfig, TrainingConfig
+from tasks.core.rnn.windows import (
+    Scaler,
+    data_fingerprint,
+    feature_matrix,
+    last_index_of_each_day_type,
+    next_day_one_hot,
+    require_daily,
+    supervised_windows,
+)
+
+
+DIVIDE_BY_MILLION = Scaler({"bus": 0.0, "rail": 0.0}, {"bus": 1e6, "rail": 1e6})
+
+
+def counting_history(days: int = 40, start: str = "2019-06-24") -> pd.DataFrame:
+    """rail = 0, 1, 2, ... million riders, bus = 10x rail: every window is easy to predict by hand."""
+    index = pd.date_range(start, periods=days, freq="D", name="ds")
+    rail = np.arange(days, dtype=float) * 1e6
+    return pd.DataFrame({"bus": rail * 10, "rail": rail, "day_type": day_types(index)}, index=index)
+
+
+def test_one_step_windows_pair_each_window_with_the_following_day():
+    config = ModelConfig.for_architecture("simple_rnn", seq_length=5)
+    inputs, targets = supervised_windows(counting_history(12), config, "rail", DIVIDE_BY_MILLION)
+    assert inputs.shape == (7, 5, 1) and targets.shape == (7, 1)
+    assert inputs.dtype == np.float32
+    np.testing.assert_array_equal(inputs[2, :, 0], [2, 3, 4, 5, 6])
+    np.testing.assert_array_equal(targets[:, 0], np.arange(5, 12))
+
+
+def test_multitask_targets_are_bus_and_rail_of_the_next_day():
+    config = ModelConfig.for_architecture("multitask_rnn", seq_length=4)
+    inputs, targets = supervised_windows(counting_history(10), config, "rail", DIVIDE_BY_MILLION)
+    assert inputs.shape == (6, 4, 5)
+    np.testing.assert_array_equal(targets[0], [40, 4])
+
+
+def test_vector_windows_target_the_next_horizon_days():
+    config = ModelConfig.for_architecture("s2v_14", seq_length=5, horizon=3)
+    inputs, targets = supervised_windows(counting_history(12), config, "rail", DIVIDE_BY_MILLION)
+    assert len(inputs) == 12 - 5 - 3 + 1
+    np.testing.assert_array_equal(targets[0], [5, 6, 7])
+    np.testing.assert_array_equal(targets[-1], [9, 10, 11])
+
+
+def test_sequence_windows_target_the_next_days_at_every_step():
+    config = ModelConfig.for_architecture("seq2seq", seq_length=5, horizon=3)
+    inputs, targets = supervised_windows(counting_history(12), config, "rail", DIVIDE_BY_MILLION)
+    assert targets.shape == (12 - 5 - 3 + 1, 5, 3)
+    window = 2  # inputs are days 2..6; at step t the targets are days 2+t+1 .. 2+t+3
+    np.testing.assert_array_equal(inputs[window, :, 1], np.arange(2, 7))
+    for step in range(5):
+        np.testing.assert_array_equal(targets[window, step], np.arange(3 + step, 6 + step))
+    assert targets.max() <= 11  # no target beyond the span
+
+
+def test_conv_gru_targets_only_the_days_its_strided_convolution_emits():
+    config = ModelConfig.for_architecture("conv_gru", seq_length=10, horizon=2)
+    _, targets = supervised_windows(counting_history(20), config, "rail", DIVIDE_BY_MILLION)
+    assert targets.shape[1] == (10 - 4) // 2 + 1
+    np.testing.assert_array_equal(targets[0, -1], [10, 11])  # the last output is the window's last day
+    with pytest.raises(ValueError, match="divisible"):
+        ModelConfig.for_architecture("conv_gru", seq_length=11)
+
+
+def test_next_day_type_comes_from_the_calendar_not_the_following_row():
+    history = counting_history(10, start="2019-06-28")  # Friday; 2019-07-04 is a holiday (U)
+    history["day_type"] = "W"  # a wrong column must not matter
+    one_hot = next_day_one_hot(history.index)  # columns A, U, W
+    np.testing.assert_array_equal(one_hot[0], [1, 0, 0])  # Friday -> Saturday
+    np.testing.assert_array_equal(one_hot[1], [0, 1, 0])  # Saturday -> Sunday
+    np.testing.assert_array_equal(one_hot[5], [0, 1, 0])  # 2019-07-03 -> Independence Day
+    assert one_hot.sum(axis=1).tolist() == [1] * 10
+
+
+def test_features_up_to_a_cutoff_ignore_every_row_after_it():
+    config = ModelConfig.for_architecture("mulvar_rnn")
+    history = counting_history(30)
+    cutoff = history.index[19]
+    perturbed = history.copy()
+    perturbed.loc[perturbed.index > cutoff, ["bus", "rail"]] *= 3
+    perturbed.loc[perturbed.index > cutoff, "day_type"] = "A"
+    np.testing.assert_array_equal(
+        feature_matrix(history, config, "rail", DIVIDE_BY_MILLION)[:20],
+        feature_matrix(perturbed.loc[:cutoff], config, "rail", DIVIDE_BY_MILLION),
+    )
+
+
+def test_gaps_and_missing_values_are_refused():
+    history = counting_history(10)
+    with pytest.raises(ValueError, match="consecutive"):
+        require_daily(history.drop(history.index[4]), ("rail",))
+    history.iloc[3, history.columns.get_loc("rail")] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        require_daily(history, ("rail",))
+
+
+def test_split_ending_at_a_cutoff_reproduces_the_seed_ranges():
+    split = DataSplit.ending_at("2019-05-31", train_days=1096, validation_days=151)
+    assert split.as_dict() == {
+        "train_start": "2016-01-01",
+        "train_end": "2018-12-31",
+        "validation_start": "2019-01-01",
+        "validation_end": "2019-05-31",
+    }
+
+
+def test_config_bundle_round_trips_through_a_dict_and_hashes_stably():
+    bundle = ConfigBundle(ModelConfig.for_architecture("wavenet", units=8), TrainingConfig(max_epochs=3))
+    again = ConfigBundle.from_dict(bundle.as_dict())
+    assert again == bundle and again.digest() == bundle.digest()
+    assert ModelConfig.for_architecture("deep_rnn").layers == 3
+    assert TrainingConfig().learning_rate_for(ModelConfig.for_architecture("seq2seq")) == 0.1
+    with pytest.raises(ValueError, match="unknown architecture"):
+        ModelConfig.for_architecture("transformer")
+
+
+def test_latest_day_type_lookup_and_fingerprint():
+    history = counting_history(15, start="2019-07-01")  # Monday
+    latest = last_index_of_each_day_type(history.index)
+    assert latest["A"][4] == -1 and latest["A"][5] == 5 and latest["A"][11] == 5
+    assert latest["U"][3] == 3  # 2019-07-04
+    changed = history.copy()
+    changed.iloc[0, 0] += 1
+    assert data_fingerprint(history, ("bus", "rail")) != data_fingerprint(changed, ("bus", "rail"))
+    assert data_fingerprint(history, ("bus", "rail")) == data_fingerprint(history.copy(), ("bus", "rail"))
+
+
+def test_scalers_fixed_and_standardized_round_trip_riders():
+    history = counting_history(20)
+    fixed = Scaler.for_training(ModelConfig.for_architecture("mulvar_rnn"), history)
+    assert fixed == DIVIDE_BY_MILLION
+    standard = Scaler.for_training(ModelConfig.for_architecture("mulvar_rnn", scaling="standardize"), history)
+    units = standard.to_model(history[["bus", "rail"]].to_numpy(), ("bus", "rail"))
+    np.testing.assert_allclose(units.mean(axis=0), 0, atol=1e-6)
+    np.testing.assert_allclose(units.std(axis=0), 1, atol=1e-6)
+    np.testing.assert_allclose(standard.to_riders(units[:, 1], "rail"), history["rail"], atol=2.0)
+    assert Scaler.from_dict(standard.as_dict()) == standard
