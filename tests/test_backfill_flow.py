@@ -135,3 +135,8 @@ def test_seed_figures_reproduce_through_parquet_and_metrics(real_csv: Path, stor
     sarima_row = next(line for line in report.splitlines() if line.startswith("|") and "| sarima" in line)
     naive_row = next(line for line in report.splitlines() if "naive (reference)" in line)
     assert "32,041" in sarima_row and "9.0%" in naive_row
+    files = store.reports.files(pd.Timestamp("2019-05-31"))
+    pngs = [name for name in files if name.endswith(".png")]
+    assert pngs and all(f"]({name})" in report for name in pngs)
+    folder = Path(storage_root) / "reports" / "2019-05-31"
+    assert all((folder / name).read_bytes().startswith(b"\x89PNG") for name in pngs)
