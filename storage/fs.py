@@ -3,7 +3,8 @@
 Atomicity: a file is written beside its final name under a unique temporary name, then moved
 into place. On a local disk the move is ``os.replace`` (atomic on POSIX); on object stores a
 single PUT/copy is atomic for readers, so a reader sees the previous object or the new one,
-never half of one. A crash mid-write leaves only a ``.tmp-*`` file that readers ignore.
+never half of one. A crash mid-write leaves only a ``.tmp-*.partial`` file that readers ignore
+(safe to delete).
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ class Root:
 
     def write_bytes_atomic(self, path: str, data: bytes) -> None:
         parent = path.rsplit("/", 1)[0]
-        tmp = f"{parent}/{TMP_PREFIX}{uuid.uuid4().hex}-{path.rsplit('/', 1)[-1]}"
+        # Hidden (leading dot) and not ending in the final extension, so neither pyarrow's
+        # dataset discovery nor a reader's `**/*.parquet` glob picks up a half-written file.
+        tmp = f"{parent}/{TMP_PREFIX}{uuid.uuid4().hex}-{path.rsplit('/', 1)[-1]}.partial"
         self.fs.makedirs(parent, exist_ok=True)
         if isinstance(self.fs, LocalFileSystem):
             with open(tmp, "wb") as handle:
