@@ -16,7 +16,6 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from schemas.forecasts import ForecastSchema
