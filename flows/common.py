@@ -131,9 +131,10 @@ def score_and_report(
     eval_date: pd.Timestamp,
     target_range: tuple[pd.Timestamp, pd.Timestamp] | None,
     data_note: str | None,
+    latest_cutoff: pd.Timestamp | None = None,
 ) -> ReportOutcome:
     metrics = evaluate(store, eval_date, settings.horizon, target_range)
     return publish_report(
         store, metrics, run_date, eval_date, settings.horizon, settings.mape_alert_threshold, data_note,
-        window=leaderboard_window(target_range),
+        window=leaderboard_window(target_range), latest_cutoff=latest_cutoff,
     )

@@ -87,6 +87,7 @@ def nightly(run_date: date | None = None) -> NightlySummary:
     report = score_and_report(
         store, settings, run_date=pd.Timestamp(day), eval_date=cutoff, target_range=None,
         data_note=note if not ingest_error else f"{note or ''} Ingest failed: {ingest_error}".strip(),
+        latest_cutoff=cutoff,
     )
     summary = NightlySummary(
         run_date=str(day), cutoff=str(cutoff.date()), lag_days=lag_days, ingest_error=ingest_error,

@@ -70,6 +70,7 @@ def publish_report(
     mape_threshold: float,
     data_note: str | None = None,
     window: str = DEFAULT_ALERT_WINDOW,
+    latest_cutoff: pd.Timestamp | None = None,
 ) -> ReportOutcome:
     """Render the report to ``reports/<run date>/`` and publish it as Prefect artifacts; the
     leaderboard ranks models over ``window`` (a nightly run: the last 28 days; a backfill: its
@@ -82,7 +83,7 @@ def publish_report(
     forecasts = store.forecasts.read(start=plot_start, end=eval_date)
     report = render_report(
         metrics, forecasts, store.ridership.read_clean(), run_date=run_date, eval_date=eval_date,
-        window=window, alerts=alerts, data_note=data_note, plot_weeks=PLOT_WEEKS,
+        window=window, alerts=alerts, data_note=data_note, plot_weeks=PLOT_WEEKS, latest_cutoff=latest_cutoff,
     )
     folder = store.reports.write(run_date, report.markdown, report.html, report.images)
     board = leaderboard(metrics, window=window, eval_date=eval_date)

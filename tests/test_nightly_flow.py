@@ -59,6 +59,7 @@ def test_nightly_twice_leaves_same_forecasts_and_metrics(synthetic_source: Store
     first_metrics = metrics_file.read_bytes()
     report = store.reports.read_text(pd.Timestamp("2019-04-10"), "report.md")
     assert "3 day(s)" in report
+    assert "Forecasts from cutoff 2019-04-06" in report  # the run's own 14-day forecasts are listed
 
     assert not store.metrics.read(eval_date=pd.Timestamp("2019-04-06")).empty
     second = nightly(run_date=date(2019, 4, 10))

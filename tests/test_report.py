@@ -197,3 +197,17 @@ def test_pure_core_imports_neither_prefect_nor_storage_nor_pyplot(module):
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     forbidden = [name for name in imported if name.split(".")[0] in {"prefect", "storage"} or name == "matplotlib.pyplot"]
     assert forbidden == []
+
+
+def test_latest_forecasts_table_lists_the_run_cutoffs_forecasts(inputs):
+    metrics, forecasts, clean = inputs
+    cutoff = forecasts["cutoff"].max()
+    rendered = render_report(metrics, forecasts, clean, run_date="2024-05-01", eval_date=EVAL, latest_cutoff=cutoff)
+    section = rendered.markdown.split(f"Forecasts from cutoff {cutoff:%Y-%m-%d}")[1]
+    for row in forecasts[(forecasts["cutoff"] == cutoff) & (forecasts["unique_id"] == "bus")].itertuples():
+        line = next(line for line in section.splitlines() if line.startswith(f"| {row.ds:%Y-%m-%d}"))
+        assert f"{row.y_hat:,.0f}" in line
+        if row.model == "sarima":
+            assert f"({row.y_lo_95:,.0f}–{row.y_hi_95:,.0f})" in line
+    without = render_report(metrics, forecasts, clean, run_date="2024-05-01", eval_date=EVAL)
+    assert "Forecasts from cutoff" not in without.markdown

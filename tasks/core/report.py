@@ -51,6 +51,7 @@ def render_report(
     data_note: str | None = None,
     plot_weeks: int = 8,
     plot_horizon: int = 1,
+    latest_cutoff: pd.Timestamp | str | None = None,
 ) -> Report:
     """Leaderboard per series (``window`` at ``eval_date``), alerts and charts.
 
@@ -92,6 +93,8 @@ def render_report(
             blocks.append(_Paragraph(f"No forecasts scored in window {window} yet."))
         else:
             blocks.append(_leaderboard_table(rows, alerted, max_h if pd.notna(max_h) else None))
+        if latest_cutoff is not None:
+            blocks.extend(_latest_forecasts(forecasts, unique_id, pd.Timestamp(latest_cutoff).normalize()))
         charts = series_charts(
             unique_id, forecasts, long_actuals, window_rows, eval_date=eval_stamp, weeks=plot_weeks,
             horizon=plot_horizon, window=window, reference_model=reference_model, colors=colors,
@@ -109,6 +112,26 @@ def render_report(
         images=images,
         artifact_markdown=_to_markdown(blocks, with_images=False),
     )
+
+
+def _latest_forecasts(forecasts: pd.DataFrame, unique_id: str, cutoff: pd.Timestamp) -> list["_Block"]:
+    """The run's own forecasts: one row per target date, one column per model (y_hat, with the
+    95% interval where the model gives one)."""
+    rows = forecasts[(forecasts["unique_id"].astype(str) == unique_id) & (forecasts["cutoff"] == cutoff)]
+    if rows.empty:
+        return []
+    models = sorted(rows["model"].astype(str).unique())
+    cells: dict[tuple[pd.Timestamp, str], str] = {}
+    for row in rows.itertuples(index=False):
+        band = "" if _missing(row.y_lo_95) else f" ({row.y_lo_95:,.0f}–{row.y_hi_95:,.0f})"
+        cells[(row.ds, str(row.model))] = f"{row.y_hat:,.0f}{band}"
+    targets = sorted(rows["ds"].unique())
+    table = _Table(
+        headers=["Date", *models],
+        rows=[[_day(ds), *(cells.get((ds, m), NOTHING) for m in models)] for ds in targets],
+        numeric=[False, *([True] * len(models))],
+    )
+    return [_Heading(3, f"Forecasts from cutoff {_day(cutoff)} (95% interval)"), table]
 
 
 # --- page blocks and their two renderings ---------------------------------------------------
