@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Iterator
 from datetime import date
+from typing import Iterator
 
 import pandas as pd
 from prefect import get_run_logger

@@ -23,6 +23,14 @@ def training_config(settings: Settings):
     )
 
 
+def _retrain(
+    store: Store, history: pd.DataFrame, settings: Settings, model: str, unique_id: str, cutoff: pd.Timestamp
+) -> RetrainOutcome:
+    return retrain(
+        store, history, model, unique_id, cutoff, training_config(settings), model in settings.rnn_improved_recipe
+    )
+
+
 def retrain_due(
     store: Store, history: pd.DataFrame, settings: Settings, model: str, series: list[str], cutoffs: list[pd.Timestamp]
 ) -> list[RetrainOutcome]:
@@ -30,9 +38,7 @@ def retrain_due(
     outcomes = []
     for unique_id in series:
         for cutoff in due_retrains(store, model, unique_id, cutoffs, settings.retrain_weekday):
-            outcomes.append(
-                retrain(store, history, model, unique_id, cutoff, training_config(settings), model in settings.rnn_improved_recipe)
-            )
+            outcomes.append(_retrain(store, history, settings, model, unique_id, cutoff))
     return outcomes
 
 
@@ -65,7 +71,7 @@ def retrain_models(models: list[str] | None = None, cutoff: date | None = None) 
     history = load_history(store)
     at = pd.Timestamp(cutoff) if cutoff is not None else history.index.max()
     return [
-        retrain(store, history, model, unique_id, at, training_config(settings), model in settings.rnn_improved_recipe)
+        _retrain(store, history, settings, model, unique_id, at)
         for model in (models or list(settings.rnn_models))
         for unique_id in settings.series
     ]
