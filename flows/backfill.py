@@ -9,13 +9,16 @@ from datetime import date
 import pandas as pd
 from prefect import flow
 
-from flows.common import ForecastProgress, default_models, forecast_cutoffs, score_and_report, training_window
+from flows.common import (
+    ForecastProgress, check_backfill_parameters, default_models, forecast_cutoffs, load_required_history,
+    score_and_report, training_window,
+)  # fmt: skip
 from flows.settings import Settings
 from storage import Store
 from tasks.core.forecaster import cutoffs_for_run_dates
 from tasks.core.models import ModelName, SeriesName
 from tasks.evaluate import ReportOutcome
-from tasks.forecast import load_history
+from tasks.ingest import remove_interrupted_writes
 
 
 @dataclass(frozen=True)
@@ -45,14 +48,14 @@ def backfill(
     SARIMA's window expands from ``train_start`` or rolls over the last ``train_days`` days
     (default from settings).
     """
-    if end < start:
-        raise ValueError(f"end {end} is before start {start}")
+    check_backfill_parameters(start, end, models, series, train_start, train_days)
     settings = Settings.from_env()
-    store = Store.open(settings.storage)
+    store = Store.open_writable(settings.storage)
+    remove_interrupted_writes(store)
     chosen_models = list(models or default_models(settings))
     chosen_series = list(series or settings.series)
     window = training_window(settings, train_start, train_days)
-    history = load_history(store)
+    history = load_required_history(store)
     cutoffs = cutoffs_for_run_dates(pd.Timestamp(start), pd.Timestamp(end))
     progress = forecast_cutoffs(store, history, settings, chosen_models, chosen_series, cutoffs, window, overwrite)
     last_target = min(pd.Timestamp(end), history.index.max())

@@ -1,4 +1,9 @@
-"""The ``ridership`` command: one subcommand per flow."""
+"""The ``ridership`` command: one subcommand per flow.
+
+Exit codes: 0 done; 1 unexpected error (a bug: the traceback is printed); 2 rejected (a raw file
+or a parameter is invalid; nothing stored changed); 3 unavailable (the source or the storage
+cannot be reached or written; nothing stored changed); 4 degraded (the nightly run wrote its
+forecasts and report from the last good data because ingest failed)."""
 
 from __future__ import annotations
 
@@ -7,10 +12,12 @@ import sys
 
 from flows.settings import apply_prefect_defaults
 
-EXIT_REJECTED = 2
+FAILURE_WORDS = {2: "rejected", 3: "unavailable", 4: "degraded"}
 
 
 def _print_ingest_summary(summary) -> None:
+    if summary.notice:
+        print(f"notice: {summary.notice}")
     print("ingest summary")
     print(f"  source               {summary.source}")
     print(f"  raw copy             {summary.raw_path}")
@@ -43,7 +50,9 @@ def _iso_date(value: str):
 
 def _backfill(args: argparse.Namespace) -> int:
     from flows.backfill import backfill
+    from flows.common import check_backfill_parameters
 
+    check_backfill_parameters(args.start, args.end, args.models, args.series, args.train_start, args.train_days)
     summary = backfill(
         start=args.start, end=args.end, models=args.models, series=args.series,
         overwrite=args.overwrite, train_start=args.train_start, train_days=args.train_days,
@@ -67,7 +76,10 @@ def _print_report(outcome) -> None:
 
 def _report(args: argparse.Namespace) -> int:
     from flows.report import report
+    from schemas.errors import InvalidInput
 
+    if args.start is not None and args.end is not None and args.end < args.start:
+        raise InvalidInput(f"end {args.end} is before start {args.start}")
     outcome = report(start=args.start, end=args.end)
     _print_report(outcome)
     return 0
@@ -75,7 +87,9 @@ def _report(args: argparse.Namespace) -> int:
 
 def _retrain(args: argparse.Namespace) -> int:
     from flows.rnn import retrain_models
+    from tasks.core.models import check_models
 
+    check_models(args.models or [])
     for outcome in retrain_models(models=args.models, cutoff=args.cutoff):
         verdict = "champion" if outcome.promoted else "kept incumbent"
         print(
@@ -88,15 +102,19 @@ def _retrain(args: argparse.Namespace) -> int:
 def _nightly(args: argparse.Namespace) -> int:
     from flows.nightly import nightly
 
-    summary = nightly(run_date=args.run_date)
+    _print_nightly_summary(nightly(run_date=args.run_date))
+    return 0
+
+
+def _print_nightly_summary(summary) -> None:
     print(f"nightly run {summary.run_date}: cutoff {summary.cutoff}" + (f" (data lags {summary.lag_days} day(s))" if summary.lag_days else ""))
+    print(f"  data: {summary.data_used}")
     if summary.retrained:
         print(f"  retrained: {', '.join(summary.retrained)}")
     for model, count in summary.progress.stored.items():
         print(f"  {model:<14} forecast {count} cutoff(s), already stored {summary.progress.skipped.get(model, 0)}")
     print(f"forecasts: {summary.forecasts_path}")
     _print_report(summary.report)
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,14 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     apply_prefect_defaults()
-    from storage.source import SourceUnavailable
-    from tasks.core.cleaning import RawFileError
+    from flows.console import hide_expected_failure_tracebacks
+    from schemas.errors import DegradedRun, ExpectedFailure
 
+    hide_expected_failure_tracebacks()
     try:
         return args.handler(args)
-    except (RawFileError, SourceUnavailable) as error:
-        print(f"ridership {args.command}: rejected: {error}", file=sys.stderr)
-        return EXIT_REJECTED
+    except ExpectedFailure as error:
+        if isinstance(error, DegradedRun) and error.outcome is not None:
+            _print_nightly_summary(error.outcome)
+        print(f"ridership {args.command}: {FAILURE_WORDS.get(error.exit_code, 'failed')}: {error}", file=sys.stderr)
+        return error.exit_code
 
 
 if __name__ == "__main__":

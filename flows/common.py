@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import pandas as pd
 from prefect import get_run_logger
@@ -15,10 +15,11 @@ from prefect.runtime import flow_run
 
 from flows.settings import Settings
 from storage import Store
-from tasks.core.models import STATISTICAL_MODELS, check_models, is_rnn
+from schemas.errors import InvalidInput, Unavailable
+from tasks.core.models import STATISTICAL_MODELS, check_models, check_series, is_rnn
 from tasks.core.walk_forward import TrainingWindow
 from tasks.evaluate import ReportOutcome, evaluate, leaderboard_window, publish_report
-from tasks.forecast import cutoffs_to_run, store_forecasts, walk_forward
+from tasks.forecast import cutoffs_to_run, load_history, store_forecasts, walk_forward
 
 CUTOFFS_PER_CHUNK = 91
 """Cutoffs fitted and stored together (a quarter): a killed backfill loses at most one chunk of
@@ -37,9 +38,29 @@ def current_run_id() -> str:
     return str(flow_run.get_id() or uuid.uuid4())
 
 
-def training_window(settings: Settings, train_start: date | None, train_days: int | None) -> TrainingWindow:
+def check_backfill_parameters(
+    start: date, end: date, models: Sequence[str] | None, series: Sequence[str] | None,
+    train_start: date | None = None, train_days: int | None = None,
+) -> None:
+    """Raise ``InvalidInput`` (one line) for parameters no run could use, before any work."""
+    if end < start:
+        raise InvalidInput(f"end {end} is before start {start}")
+    check_models(models or [])
+    check_series(series or [])
     if train_start is not None and train_days is not None:
-        raise ValueError("give train_start (expanding window) or train_days (rolling window), not both")
+        raise InvalidInput("give train_start (expanding window) or train_days (rolling window), not both")
+    if train_days is not None and train_days < 1:
+        raise InvalidInput(f"train_days must be at least 1, got {train_days}")
+
+
+def load_required_history(store: Store) -> pd.DataFrame:
+    history = load_history(store)
+    if history.empty:
+        raise Unavailable(f"no clean data under {store.url}: run `ridership ingest` first")
+    return history
+
+
+def training_window(settings: Settings, train_start: date | None, train_days: int | None) -> TrainingWindow:
     if train_days is not None:
         return TrainingWindow.rolling(train_days)
     if train_start is not None:

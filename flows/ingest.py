@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from flows.settings import Settings
 from storage import Store
-from tasks.ingest import IngestSummary, archive_raw, fetch_raw, merge_clean, quarantine_rows, validate_raw
+from storage.source import SourceUnavailable
+from tasks.ingest import (
+    IngestSummary, RawFile, archive_raw, clean_store_is_empty, fetch_raw, merge_clean, quarantine_rows,
+    remove_interrupted_writes, validate_raw,
+)  # fmt: skip
 
 
 @flow(name="ingest", log_prints=True)
@@ -16,14 +20,36 @@ def ingest(source: str | None = None, storage: str | None = None) -> IngestSumma
     """Fetch the raw file, keep a copy, validate it, quarantine bad rows, merge the rest by date.
 
     A file rejected as a whole (unreadable, empty, wrong columns) fails the flow with the file and
-    the problem named; the clean store is untouched.
+    the problem named; the clean store is untouched. When the source cannot be reached and the
+    clean store is empty, the bundled offline snapshot (settings) seeds it through the same path.
+
+    Args:
+        source: raw CSV to read: URL, local path or fsspec URL (default: RIDERSHIP_SOURCE, the
+            Chicago Data Portal's export).
+        storage: storage root (default: RIDERSHIP_STORAGE).
     """
     settings = Settings.from_env()
     source = source or settings.source
-    store = Store.open(storage or settings.storage)
+    store = Store.open_writable(storage or settings.storage)
+    remove_interrupted_writes(store)
     ingested_at = datetime.now(timezone.utc)
-    data = fetch_raw(source)
-    raw_path = archive_raw(store, data, source, ingested_at)
-    batch = validate_raw(data, source)
-    quarantine_path = quarantine_rows(store, batch, source, ingested_at)
-    return merge_clean(store, batch, source, ingested_at, raw_path, quarantine_path)
+    raw = _fetch(store, source, settings.offline_snapshot)
+    raw_path = archive_raw(store, raw, ingested_at)
+    batch = validate_raw(raw.data, raw.origin)
+    quarantine_path = quarantine_rows(store, batch, raw.origin, ingested_at)
+    summary = merge_clean(store, batch, raw, ingested_at, raw_path, quarantine_path)
+    if summary.notice:
+        get_run_logger().warning(summary.notice)
+    return summary
+
+
+def _fetch(store: Store, source: str, offline_snapshot: str) -> RawFile:
+    """The source's bytes; the snapshot's only where the source failed and nothing is stored yet
+    (an older snapshot must never stand in for newer data already in the store)."""
+    try:
+        return RawFile(data=fetch_raw(source), origin=source, requested_source=source)
+    except SourceUnavailable as error:
+        if not offline_snapshot or not clean_store_is_empty(store):
+            raise
+        data = fetch_raw.with_options(retries=0)(offline_snapshot)
+        return RawFile(data=data, origin=offline_snapshot, requested_source=source, fallback_reason=str(error))

@@ -14,9 +14,11 @@ from prefect.runtime import flow_run
 from flows.common import ForecastProgress, default_models, forecast_cutoffs, score_and_report, training_window
 from flows.ingest import ingest
 from flows.settings import Settings
+from schemas.errors import DegradedRun, Unavailable
 from storage import Store
 from tasks.core.models import is_rnn
 from tasks.evaluate import ReportOutcome
+from tasks.ingest import IngestSummary
 from tasks.forecast import load_history
 
 SERVICE_TIMEZONE = ZoneInfo("America/Chicago")
@@ -28,6 +30,7 @@ class NightlySummary:
     cutoff: str
     lag_days: int
     ingest_error: str | None
+    data_used: str
     retrained: list[str]
     progress: ForecastProgress
     report: ReportOutcome
@@ -53,24 +56,35 @@ def nightly_cutoff(run_date: date, last_service_date: pd.Timestamp) -> tuple[pd.
 
 @flow(name="nightly", log_prints=True)
 def nightly(run_date: date | None = None) -> NightlySummary:
+    """Ingest, retrain the RNNs when due, forecast the run date's cutoff with every model, score
+    what has matured and write the report.
+
+    Args:
+        run_date: the day the run is for; its cutoff is the day before (or the last service date,
+            if the data lags). Default: the slot the schedule created the run for, in Chicago time,
+            else today in Chicago.
+    """
     logger = get_run_logger()
     settings = Settings.from_env()
-    store = Store.open(settings.storage)
+    store = Store.open_writable(settings.storage)
     day = logical_run_date(run_date, flow_run.scheduled_start_time, datetime.now(SERVICE_TIMEZONE))
 
     ingest_state = ingest(return_state=True)
-    ingest_error = None if ingest_state.is_completed() else ingest_state.message
+    ingested = ingest_state.result(raise_on_failure=False)
+    ingest_error = None if ingest_state.is_completed() else str(ingested)
     if ingest_error:
         logger.error("ingest failed, forecasting from the last good data: %s", ingest_error)
 
     history = load_history(store)
     if history.empty:
-        raise RuntimeError(f"no clean data under {store.url}: run `ridership ingest` first")
+        raise Unavailable(f"no clean data under {store.url} to forecast from: {ingest_error}")
     cutoff, lag_days = nightly_cutoff(day, history.index.max())
-    note = None
+    data_used = _data_used(ingested if not ingest_error else None, ingest_error, history.index.max())
+    notes = [data_used]
     if lag_days:
-        note = f"Data lags: the last service date is {cutoff.date()}, {lag_days} day(s) before {day - pd.Timedelta(days=1)}."
-        logger.warning(note)
+        lag_note = f"Data lags: the last service date is {cutoff.date()}, {lag_days} day(s) before {day - pd.Timedelta(days=1)}."
+        logger.warning(lag_note)
+        notes.append(lag_note)
 
     models = default_models(settings)
     retrained: list[str] = []
@@ -86,13 +100,27 @@ def nightly(run_date: date | None = None) -> NightlySummary:
     )
     report = score_and_report(
         store, settings, run_date=pd.Timestamp(day), eval_date=cutoff, target_range=None,
-        data_note=note if not ingest_error else f"{note or ''} Ingest failed: {ingest_error}".strip(),
-        latest_cutoff=cutoff,
+        data_note=" ".join(notes), latest_cutoff=cutoff,
     )
     summary = NightlySummary(
         run_date=str(day), cutoff=str(cutoff.date()), lag_days=lag_days, ingest_error=ingest_error,
-        retrained=retrained, progress=progress, report=report, forecasts_path=store.forecasts.path,
+        data_used=data_used, retrained=retrained, progress=progress, report=report,
+        forecasts_path=store.forecasts.path,
     )
     if ingest_error:
-        raise RuntimeError(f"nightly {day}: forecasts and report written from the last good data, but ingest failed: {ingest_error}")
+        raise DegradedRun(
+            f"nightly {day}: forecasts and report written from the last good data "
+            f"(through {history.index.max().date()}) because ingest failed: {ingest_error}",
+            outcome=summary,
+        )
     return summary
+
+
+def _data_used(ingested: IngestSummary | None, ingest_error: str | None, last_date: pd.Timestamp) -> str:
+    """One sentence for the summary and the report: which data this run forecast from."""
+    if ingest_error:
+        return f"the last good data in the store (through {last_date.date()}); ingest failed: {ingest_error}."
+    if ingested is not None and ingested.notice:
+        return f"{ingested.notice}."
+    source = ingested.source if ingested is not None else "the clean store"
+    return f"{source} (through {last_date.date()})."

@@ -8,9 +8,10 @@ from datetime import date
 import pandas as pd
 from prefect import flow
 
+from flows.common import load_required_history
 from flows.settings import Settings
 from storage import Store
-from tasks.forecast import load_history
+from tasks.core.models import check_models
 from tasks.train import RetrainOutcome, due_retrains, forecast_with_champions, retrain
 
 
@@ -66,9 +67,10 @@ def retrain_when_due(
 def retrain_models(models: list[str] | None = None, cutoff: date | None = None) -> list[RetrainOutcome]:
     """Train challengers of ``models`` (default: the production set) for every series at
     ``cutoff`` (default: the last service date) and promote those that beat their champion."""
+    check_models(models or [])
     settings = Settings.from_env()
-    store = Store.open(settings.storage)
-    history = load_history(store)
+    store = Store.open_writable(settings.storage)
+    history = load_required_history(store)
     at = pd.Timestamp(cutoff) if cutoff is not None else history.index.max()
     return [
         _retrain(store, history, settings, model, unique_id, at)

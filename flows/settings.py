@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Mapping
 
 PORTAL_CSV_URL = "https://data.cityofchicago.org/api/views/6iiy-9s97/rows.csv?accessType=DOWNLOAD"
+OFFLINE_SNAPSHOT_FILE = "CTA_-_Ridership_-_Daily_Boarding_Totals.csv.gz"
 
 
 def _project_dir() -> Path:
@@ -26,6 +27,8 @@ class Settings:
     """The job's configuration. ``Settings.from_env()`` documents each variable."""
 
     source: str = PORTAL_CSV_URL
+    # Seeds an empty store when the source cannot be reached; "" disables the fallback.
+    offline_snapshot: str = field(default_factory=lambda: str(_project_dir() / "data" / OFFLINE_SNAPSHOT_FILE))
     storage: str = field(default_factory=lambda: str(_project_dir() / "var" / "storage"))
     series: tuple[str, ...] = ("bus", "rail")
     horizon: int = 14
@@ -47,6 +50,8 @@ class Settings:
         """Build settings from ``RIDERSHIP_*`` variables.
 
         RIDERSHIP_SOURCE            raw CSV: URL, local path or fsspec URL (default: Chicago Data Portal)
+        RIDERSHIP_OFFLINE_SNAPSHOT  file that seeds an empty store when the source cannot be reached
+                                    (default: the bundled data/ snapshot; empty: no fallback)
         RIDERSHIP_STORAGE           storage root: local path or fsspec URL (default: ./var/storage)
         RIDERSHIP_SERIES            comma-separated series to forecast (default: bus,rail)
         RIDERSHIP_HORIZON           days ahead forecast from each cutoff (default: 14)
@@ -67,6 +72,7 @@ class Settings:
         train_days = int(env.get("RIDERSHIP_SARIMA_TRAIN_DAYS", defaults.sarima_train_days))
         return cls(
             source=env.get("RIDERSHIP_SOURCE", defaults.source),
+            offline_snapshot=env.get("RIDERSHIP_OFFLINE_SNAPSHOT", defaults.offline_snapshot),
             storage=env.get("RIDERSHIP_STORAGE", defaults.storage),
             series=_csv(env.get("RIDERSHIP_SERIES", ",".join(defaults.series))),
             horizon=int(env.get("RIDERSHIP_HORIZON", defaults.horizon)),

@@ -12,6 +12,8 @@ from storage.fs import Root
 from storage.reports import ReportStore
 from storage.ridership import RidershipStore
 
+INTERRUPTED_WRITE_AGE_SECONDS = 3600
+
 
 @dataclass(frozen=True)
 class Store:
@@ -20,6 +22,18 @@ class Store:
     @classmethod
     def open(cls, url: str) -> "Store":
         return cls(root=Root.from_url(url))
+
+    @classmethod
+    def open_writable(cls, url: str) -> "Store":
+        """Open a root a run will write to; raises ``StorageUnavailable`` (one line) up front
+        rather than after hours of fitting."""
+        store = cls.open(url)
+        store.root.check_writable()
+        return store
+
+    def remove_interrupted_writes(self) -> list[str]:
+        """Temporary files of writes cut by a crash, older than an hour: deleted, their URLs returned."""
+        return self.root.remove_interrupted_writes(older_than_seconds=INTERRUPTED_WRITE_AGE_SECONDS)
 
     @property
     def url(self) -> str:

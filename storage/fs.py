@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import io
 import os
+import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
+from schemas.errors import Unavailable
+
 TMP_PREFIX = ".tmp-"
+TMP_SUFFIX = ".partial"
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,7 @@ class Root:
         parent = path.rsplit("/", 1)[0]
         # Hidden (leading dot) and not ending in the final extension, so neither pyarrow's
         # dataset discovery nor a reader's `**/*.parquet` glob picks up a half-written file.
-        tmp = f"{parent}/{TMP_PREFIX}{uuid.uuid4().hex}-{path.rsplit('/', 1)[-1]}.partial"
+        tmp = f"{parent}/{TMP_PREFIX}{uuid.uuid4().hex}-{path.rsplit('/', 1)[-1]}{TMP_SUFFIX}"
         self.fs.makedirs(parent, exist_ok=True)
         if isinstance(self.fs, LocalFileSystem):
             with open(tmp, "wb") as handle:
@@ -89,3 +94,42 @@ class Root:
     def remove(self, path: str, recursive: bool = False) -> None:
         if self.fs.exists(path):
             self.fs.rm(path, recursive=recursive)
+
+    def check_writable(self) -> None:
+        """Raise :class:`StorageUnavailable` unless a file can be created and removed at the root."""
+        probe = self.join(f"{TMP_PREFIX}probe-{uuid.uuid4().hex}{TMP_SUFFIX}")
+        try:
+            self.fs.makedirs(self.path, exist_ok=True)
+            self.fs.pipe_file(probe, b"")
+            self.fs.rm_file(probe)
+        except (OSError, ValueError) as error:
+            raise StorageUnavailable(f"storage {self.url(self.path)} is not writable ({error})") from error
+
+    def remove_interrupted_writes(self, older_than_seconds: float) -> list[str]:
+        """Delete temporary files of writes that never finished, if older than the given age.
+
+        The age guard keeps a concurrent run's write in flight: no file of this job takes more
+        than seconds to write, so a temporary file an hour old belongs to a killed process."""
+        if not self.fs.exists(self.path):
+            return []
+        cutoff = time.time() - older_than_seconds
+        removed = []
+        for path in self.fs.find(self.path):
+            name = path.rsplit("/", 1)[-1]
+            if name.startswith(TMP_PREFIX) and name.endswith(TMP_SUFFIX) and _modified(self.fs.info(path)) < cutoff:
+                self.fs.rm_file(path)
+                removed.append(self.url(path))
+        return removed
+
+
+class StorageUnavailable(Unavailable):
+    """The storage root cannot be written."""
+
+
+def _modified(info: dict) -> float:
+    """A file's modification time in seconds since the epoch, from an fsspec ``info`` dict
+    (``mtime`` on local disks, ``LastModified`` on object stores)."""
+    value = info.get("mtime", info.get("LastModified", info.get("last_modified")))
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return float(value) if value is not None else time.time()

@@ -3,6 +3,7 @@
 Layout::
 
     raw/<ingested_at>/<file name>          every raw file exactly as received
+    raw/<ingested_at>/provenance.json      where it came from (and why, if not the configured source)
     quarantine/<ingested_at>.parquet       rejected rows, their rules and source file
     revisions/<ingested_at>.parquet        clean values changed by a newer snapshot
     clean/ridership.parquet                the validated series, one row per service_date
@@ -10,8 +11,10 @@ Layout::
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
+from typing import Any, Mapping
 
 import pandas as pd
 import pyarrow as pa
@@ -20,6 +23,7 @@ from schemas.ridership import CleanRidership, QuarantinedRow, Revision
 from storage.fs import Root
 
 CLEAN_FILE = "clean/ridership.parquet"
+PROVENANCE_FILE = "provenance.json"
 CLEAN_ARROW_SCHEMA = pa.schema(
     [
         ("service_date", pa.date32()),
@@ -37,6 +41,8 @@ def stamp(moment: datetime) -> str:
 
 def _safe_name(name: str) -> str:
     base = name.rsplit("/", 1)[-1].split("?", 1)[0] or "source.csv"
+    # The bytes kept are decompressed (fetching infers compression from the extension).
+    base = re.sub(r"\.(gz|bz2|xz|zst|zip)$", "", base)
     return re.sub(r"[^A-Za-z0-9._-]+", "_", base)
 
 
@@ -44,10 +50,16 @@ class RidershipStore:
     def __init__(self, root: Root) -> None:
         self.root = root
 
-    def save_raw(self, data: bytes, source: str, ingested_at: datetime) -> str:
-        path = self.root.join("raw", stamp(ingested_at), _safe_name(source))
+    def save_raw(self, data: bytes, source: str, ingested_at: datetime, provenance: Mapping[str, Any]) -> str:
+        """Keep the file as received, with where it came from beside it (``provenance.json``)."""
+        folder = self.root.join("raw", stamp(ingested_at))
+        path = f"{folder}/{_safe_name(source)}"
         self.root.write_bytes_atomic(path, data)
+        self.root.write_bytes_atomic(f"{folder}/{PROVENANCE_FILE}", json.dumps(dict(provenance), indent=2).encode())
         return self.root.url(path)
+
+    def has_clean(self) -> bool:
+        return self.root.exists(self.root.join(CLEAN_FILE))
 
     def raw_snapshots(self) -> list[str]:
         return self.root.listdir(self.root.join("raw"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -17,8 +18,20 @@ QUARANTINE_LINES_LOGGED = 20
 
 
 @dataclass(frozen=True)
+class RawFile:
+    """What was fetched, from where, and why not from the configured source (if so)."""
+
+    data: bytes
+    origin: str
+    requested_source: str
+    fallback_reason: str | None = None
+
+
+@dataclass(frozen=True)
 class IngestSummary:
     source: str
+    requested_source: str
+    fallback_reason: str | None
     raw_path: str
     rows_read: int
     duplicates_dropped: int
@@ -33,6 +46,16 @@ class IngestSummary:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def notice(self) -> str | None:
+        """One line saying the bundled snapshot stood in for the source, if it did."""
+        if self.fallback_reason is None:
+            return None
+        return (
+            f"bundled offline snapshot used ({self.source}, service dates {self.first_date} .. "
+            f"{self.last_date}) because the source failed: {self.fallback_reason}"
+        )
 
 
 def _worth_retrying(task, task_run, state) -> bool:
@@ -51,8 +74,31 @@ def fetch_raw(source: str) -> bytes:
 
 
 @task(cache_policy=NO_CACHE)
-def archive_raw(store: Store, data: bytes, source: str, ingested_at: datetime) -> str:
-    return store.ridership.save_raw(data, source, ingested_at)
+def clean_store_is_empty(store: Store) -> bool:
+    return not store.ridership.has_clean()
+
+
+@task(cache_policy=NO_CACHE)
+def remove_interrupted_writes(store: Store) -> list[str]:
+    removed = store.remove_interrupted_writes()
+    if removed:
+        get_run_logger().warning(
+            "removed %d temporary file(s) left by interrupted writes (older than an hour): %s",
+            len(removed), ", ".join(removed),
+        )
+    return removed
+
+
+@task(cache_policy=NO_CACHE)
+def archive_raw(store: Store, raw: RawFile, ingested_at: datetime) -> str:
+    provenance = {
+        "fetched_from": raw.origin,
+        "requested_source": raw.requested_source,
+        "fallback_reason": raw.fallback_reason,
+        "ingested_at": ingested_at.isoformat(),
+        "sha256": hashlib.sha256(raw.data).hexdigest(),
+    }
+    return store.ridership.save_raw(raw.data, raw.origin, ingested_at, provenance)
 
 
 @task(cache_policy=NO_CACHE)
@@ -81,9 +127,10 @@ def quarantine_rows(store: Store, batch: ValidatedBatch, source: str, ingested_a
 
 @task(cache_policy=NO_CACHE)
 def merge_clean(
-    store: Store, batch: ValidatedBatch, source: str, ingested_at: datetime, raw_path: str,
+    store: Store, batch: ValidatedBatch, raw: RawFile, ingested_at: datetime, raw_path: str,
     quarantine_path: str | None,
 ) -> IngestSummary:
+    source = raw.origin
     merged = merge_into_clean(store.ridership.read_clean(), batch.valid)
     if merged.changed:
         if not merged.revisions.empty:
@@ -92,6 +139,8 @@ def merge_clean(
     dates = merged.clean["service_date"]
     return IngestSummary(
         source=source,
+        requested_source=raw.requested_source,
+        fallback_reason=raw.fallback_reason,
         raw_path=raw_path,
         rows_read=batch.rows_read,
         duplicates_dropped=batch.duplicates_dropped,

@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flows.cli import EXIT_REJECTED, main
+from flows.cli import main
+from schemas.errors import InvalidInput, Unavailable
 from storage import Store
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -47,11 +48,11 @@ def test_bad_file_after_good_one_keeps_clean_store(tmp_path: Path, storage_root:
 
     wrong_columns = write(tmp_path, "wrong.csv", "date,riders\n2019-01-08,5\n")
     err = io.StringIO()
-    assert ingest(wrong_columns, storage_root, err=err) == EXIT_REJECTED
+    assert ingest(wrong_columns, storage_root, err=err) == InvalidInput.exit_code
     error = err.getvalue().strip().splitlines()[-1]
     assert error == f"ridership ingest: rejected: {wrong_columns}: missing columns service_date, day_type, bus, rail_boardings, total_rides (found: date, riders)"
-    assert ingest(write(tmp_path, "empty.csv", ""), storage_root) == EXIT_REJECTED
-    assert ingest(str(tmp_path / "missing.csv"), storage_root) == EXIT_REJECTED
+    assert ingest(write(tmp_path, "empty.csv", ""), storage_root) == InvalidInput.exit_code
+    assert ingest(str(tmp_path / "missing.csv"), storage_root) == Unavailable.exit_code
     pd.testing.assert_frame_equal(store.ridership.read_clean(), after_rows)
     assert len(store.ridership.raw_snapshots()) == 4  # every file received is kept, even rejected ones
 

@@ -66,7 +66,7 @@ def test_crash_mid_write_leaves_previous_version(storage_root: str, monkeypatch)
 
 def test_raw_quarantine_and_revisions_are_kept(storage_root: str):
     store = Store.open(storage_root)
-    raw_path = store.ridership.save_raw(CSV, "https://example.org/rows.csv?accessType=DOWNLOAD", WHEN)
+    raw_path = store.ridership.save_raw(CSV, "https://example.org/rows.csv?accessType=DOWNLOAD", WHEN, {"fetched_from": "test"})
     assert Path(raw_path).read_bytes() == CSV
     assert raw_path.endswith("raw/2026-01-02T03-04-05.000000Z/rows.csv")
     batch = validate_batch(read_raw_csv(CSV, "s.csv"))

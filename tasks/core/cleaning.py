@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pandera.pandas as pa
 
+from schemas.errors import InvalidInput
 from schemas.ridership import RAW_COLUMNS, RAW_COUNT_COLUMNS, CleanRidership, RawRidership
 from tasks.core.calendar import day_types
 
@@ -23,7 +24,7 @@ FIRST_DATA_LINE = 2  # line 1 is the header
 RULE_CONFLICTING_DUPLICATE = "service_date:conflicting_duplicate"
 
 
-class RawFileError(ValueError):
+class RawFileError(InvalidInput):
     """The whole file is rejected: unreadable, empty, or without the expected columns."""
 
     def __init__(self, source: str, problem: str) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Sequence
 
-from tasks.core.forecaster import Forecaster
+from schemas.errors import InvalidInput
+from tasks.core.forecaster import SERIES, Forecaster
 
 STATISTICAL_MODELS = ("naive", "sarima")
 RNN_MODELS = (
@@ -45,7 +46,13 @@ def statistical_forecaster(model: str, sarima: SarimaOptions = SarimaOptions()) 
     raise ValueError(f"unknown statistical model {model!r}; known: {', '.join(STATISTICAL_MODELS)}")
 
 
-def check_models(models: list[str]) -> None:
+def check_models(models: Sequence[str]) -> None:
     unknown = [m for m in models if m not in ALL_MODELS]
     if unknown:
-        raise ValueError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(ALL_MODELS)}")
+        raise InvalidInput(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(ALL_MODELS)}")
+
+
+def check_series(series: Sequence[str]) -> None:
+    unknown = [s for s in series if s not in SERIES]
+    if unknown:
+        raise InvalidInput(f"unknown series {', '.join(unknown)}; known: {', '.join(SERIES)}")
