@@ -68,6 +68,36 @@ def _backfill(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backtest(args: argparse.Namespace) -> int:
+    from flows.backtest import STANDARD_PERIODS, backtest
+    from flows.common import check_backfill_parameters
+    from schemas.errors import InvalidInput
+
+    start, end = STANDARD_PERIODS[args.period] if args.period else (args.start, args.end)
+    if start is None or end is None:
+        raise InvalidInput("give --period or both --start and --end")
+    check_backfill_parameters(start, end, args.models, args.series)
+    name = args.name or f"{start}_{end}_every{args.every}"
+    summary = backtest(
+        name=name, start=start, end=end, every=args.every, models=args.models, series=args.series, overwrite=args.overwrite
+    )
+    print(f"backtest {summary.name}: {len(summary.cutoffs)} cutoffs {summary.cutoffs[0]} .. {summary.cutoffs[-1]}, series {','.join(summary.series)}")
+    print(f"{'series':<7}{'model':<15}{'MAE h1':>10}{'MAE h1-14':>11}{'MAPE':>7}{'bias':>9}{'cov80':>7}{'cov95':>7}")
+    for row in summary.report.leaderboard:
+        print(
+            f"{row['unique_id']:<7}{row['model']:<15}{_number(row['mae_h1']):>10}{_number(row['mae_all']):>11}"
+            f"{_number(row['mape_all'], '.1f'):>7}{_number(row['bias_all']):>9}"
+            f"{_number(row['coverage_80_all'], '.0%'):>7}{_number(row['coverage_95_all'], '.0%'):>7}"
+        )
+    print(f"forecasts: {summary.forecasts_path}")
+    _print_report(summary.report)
+    return 0
+
+
+def _number(value, spec: str = ",.0f") -> str:
+    return "–" if value is None else format(value, spec)
+
+
 def _print_report(outcome) -> None:
     print(f"report:    {outcome.folder or '(none: nothing to score yet)'}")
     for alert in outcome.alerts:
@@ -135,6 +165,18 @@ def build_parser() -> argparse.ArgumentParser:
     window.add_argument("--train-days", type=int, help="SARIMA window rolling over this many days")
     backfill.add_argument("--overwrite", action="store_true", help="recompute cutoffs already stored")
     backfill.set_defaults(handler=_backfill)
+
+    backtest = commands.add_parser("backtest", help="rolling-origin evaluation of models, stored apart from production")
+    period = backtest.add_mutually_exclusive_group()
+    period.add_argument("--period", choices=["2019", "2021"], help="a documented period: 2019 = 2019-03-01..12-31, 2021 = 2021-03-01..11-30")
+    period.add_argument("--start", type=_iso_date, help="first cutoff (YYYY-MM-DD)")
+    backtest.add_argument("--end", type=_iso_date, help="last cutoff (YYYY-MM-DD)")
+    backtest.add_argument("--every", type=int, default=3, help="days between cutoffs (default: 3)")
+    backtest.add_argument("--name", help="folder under <storage>/backtests/ (default: from the dates); the same name resumes")
+    backtest.add_argument("--models", type=_csv_list, help="comma-separated (default: the production set)")
+    backtest.add_argument("--series", type=_csv_list, help="comma-separated (default: RIDERSHIP_SERIES)")
+    backtest.add_argument("--overwrite", action="store_true", help="recompute cutoffs already stored")
+    backtest.set_defaults(handler=_backtest)
 
     nightly = commands.add_parser("nightly", help="the nightly job: ingest, retrain when due, forecast, score, report")
     nightly.add_argument("--run-date", type=_iso_date, help="the day the run is for (default: today, Chicago)")

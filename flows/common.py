@@ -16,8 +16,11 @@ from prefect.runtime import flow_run
 from flows.settings import Settings
 from storage import Store
 from schemas.errors import InvalidInput, Unavailable
-from tasks.core.models import STATISTICAL_MODELS, check_models, check_series, is_rnn
+from tasks.core.ensemble import MODEL_NAME as ENSEMBLE
+from tasks.core.ensemble import EnsembleSpec
+from tasks.core.models import STATISTICAL_MODELS, check_models, check_series, is_combination, is_rnn
 from tasks.core.walk_forward import TrainingWindow
+from tasks.ensemble import forecast_ensemble
 from tasks.evaluate import ReportOutcome, evaluate, leaderboard_window, publish_report
 from tasks.forecast import cutoffs_to_run, load_history, store_forecasts, walk_forward
 
@@ -71,7 +74,14 @@ def training_window(settings: Settings, train_start: date | None, train_days: in
 
 
 def default_models(settings: Settings) -> list[str]:
-    return [*STATISTICAL_MODELS, *settings.rnn_models]
+    """The production set: statistical models, the RNN production set, then the ensemble (last:
+    it combines what the others stored for the same cutoff)."""
+    combination = [ENSEMBLE] if settings.ensemble_members else []
+    return [*STATISTICAL_MODELS, *settings.rnn_models, *combination]
+
+
+def ensemble_spec(settings: Settings) -> EnsembleSpec:
+    return EnsembleSpec(members=tuple(settings.ensemble_members), method=settings.ensemble_method)  # type: ignore[arg-type]
 
 
 def forecast_cutoffs(
@@ -128,8 +138,16 @@ def _forecast_chunks(
     if is_rnn(model):
         from flows.rnn import forecast_rnn_chunk
 
+        # Weekly retrains are due by calendar, whatever the stride between cutoffs (a backtest
+        # forecasts every few days but retrains every week, as production does).
+        span_start = chunks[0][0] if chunks else None
         for chunk in chunks:
-            yield chunk, forecast_rnn_chunk(store, history, settings, model, series, chunk)
+            yield chunk, forecast_rnn_chunk(store, history, settings, model, series, chunk, span_start)
+            span_start = chunk[-1] + pd.Timedelta(days=1)
+        return
+    if is_combination(model):
+        for chunk in chunks:
+            yield chunk, forecast_ensemble(store, history, ensemble_spec(settings), series, chunk, settings.horizon)
         return
     submitted = [
         (chunk, walk_forward.submit(history, model, series, chunk, settings.horizon, window, settings.workers))
@@ -153,9 +171,10 @@ def score_and_report(
     target_range: tuple[pd.Timestamp, pd.Timestamp] | None,
     data_note: str | None,
     latest_cutoff: pd.Timestamp | None = None,
+    artifact_prefix: str = "ridership",
 ) -> ReportOutcome:
     metrics = evaluate(store, eval_date, settings.horizon, target_range)
     return publish_report(
         store, metrics, run_date, eval_date, settings.horizon, settings.mape_alert_threshold, data_note,
-        window=leaderboard_window(target_range), latest_cutoff=latest_cutoff,
+        window=leaderboard_window(target_range), latest_cutoff=latest_cutoff, artifact_prefix=artifact_prefix,
     )

@@ -44,10 +44,14 @@ def retrain_due(
 
 
 def forecast_rnn_chunk(
-    store: Store, history: pd.DataFrame, settings: Settings, model: str, series: list[str], cutoffs: list[pd.Timestamp]
+    store: Store, history: pd.DataFrame, settings: Settings, model: str, series: list[str],
+    cutoffs: list[pd.Timestamp], retrain_from: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
-    """Walk-forward for one RNN over a chunk of cutoffs: retrain where due, then forecast."""
-    retrain_due(store, history, settings, model, series, cutoffs)
+    """Walk-forward for one RNN over a chunk of cutoffs: every retrain due on the days from
+    ``retrain_from`` (default: the first cutoff) to the last cutoff, in order, then forecast
+    each cutoff with the champion as of it."""
+    days = pd.date_range(retrain_from if retrain_from is not None else min(cutoffs), max(cutoffs), freq="D")
+    retrain_due(store, history, settings, model, series, list(days))
     return forecast_with_champions(store, history, model, series, cutoffs, settings.horizon)
 
 

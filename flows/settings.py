@@ -42,6 +42,8 @@ class Settings:
     rnn_validation_days: int = 151
     rnn_max_epochs: int = 500
     retrain_weekday: int = 0  # Monday
+    ensemble_members: tuple[str, ...] = ("sarima", "multitask_rnn", "seq2seq")
+    ensemble_method: str = "inverse_mae"
     mape_alert_threshold: float = 15.0
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
 
@@ -64,6 +66,8 @@ class Settings:
         RIDERSHIP_RNN_VALIDATION_DAYS  days ending at the cutoff for early stopping and promotion (default: 151)
         RIDERSHIP_RNN_MAX_EPOCHS    epoch cap for RNN training (default: 500)
         RIDERSHIP_RETRAIN_WEEKDAY   weekday of the weekly RNN retrain, 0=Monday (default: 0)
+        RIDERSHIP_ENSEMBLE_MEMBERS  models the ensemble combines (default: see Settings; empty: no ensemble)
+        RIDERSHIP_ENSEMBLE_METHOD   mean, median or inverse_mae (default: inverse_mae)
         RIDERSHIP_MAPE_ALERT        28-day MAPE (%) above which a model is flagged (default: 15)
         RIDERSHIP_WORKERS           worker processes for parallel fits (default: CPU count)
         """
@@ -84,6 +88,8 @@ class Settings:
             rnn_validation_days=int(env.get("RIDERSHIP_RNN_VALIDATION_DAYS", defaults.rnn_validation_days)),
             rnn_max_epochs=int(env.get("RIDERSHIP_RNN_MAX_EPOCHS", defaults.rnn_max_epochs)),
             retrain_weekday=int(env.get("RIDERSHIP_RETRAIN_WEEKDAY", defaults.retrain_weekday)),
+            ensemble_members=_csv(env.get("RIDERSHIP_ENSEMBLE_MEMBERS", ",".join(defaults.ensemble_members))),
+            ensemble_method=env.get("RIDERSHIP_ENSEMBLE_METHOD", defaults.ensemble_method),
             mape_alert_threshold=float(env.get("RIDERSHIP_MAPE_ALERT", defaults.mape_alert_threshold)),
             workers=int(env.get("RIDERSHIP_WORKERS", defaults.workers)),
         )

@@ -5,7 +5,10 @@ Open one :class:`Store` on the storage root and ask it for tables by meaning.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+from schemas.errors import InvalidInput
 
 from storage.forecasts import ForecastStore, MetricsStore
 from storage.fs import Root
@@ -13,11 +16,17 @@ from storage.reports import ReportStore
 from storage.ridership import RidershipStore
 
 INTERRUPTED_WRITE_AGE_SECONDS = 3600
+BACKTESTS = "backtests"
+BACKTEST_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
 
 @dataclass(frozen=True)
 class Store:
+    """``root`` holds what a run writes; ``data_root`` (default: the same) the ingested data. A
+    backtest store writes under ``<root>/backtests/<name>/`` and reads the main clean series."""
+
     root: Root
+    data_root: Root | None = None
 
     @classmethod
     def open(cls, url: str) -> "Store":
@@ -39,9 +48,17 @@ class Store:
     def url(self) -> str:
         return self.root.url(self.root.path)
 
+    def backtest(self, name: str) -> "Store":
+        """The store of backtest ``name``: its own forecasts, metrics, reports and model registry
+        (so production forecasts and champions are never touched), the main clean series."""
+        if not BACKTEST_NAME.fullmatch(name):
+            raise InvalidInput(f"backtest name {name!r}: use letters, digits, '.', '_' or '-' (not starting with '.')")
+        root = Root(fs=self.root.fs, path=self.root.join(BACKTESTS, name))
+        return Store(root=root, data_root=self.data_root or self.root)
+
     @property
     def ridership(self) -> RidershipStore:
-        return RidershipStore(self.root)
+        return RidershipStore(self.data_root or self.root)
 
     @property
     def forecasts(self) -> ForecastStore:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 from prefect import get_run_logger, task
@@ -23,6 +23,7 @@ class ReportOutcome:
     folder: str
     alerts: list[str]
     metrics_rows: int
+    leaderboard: list[dict] = field(default_factory=list)
 
 
 def leaderboard_window(target_range: tuple[pd.Timestamp, pd.Timestamp] | None) -> str:
@@ -71,6 +72,7 @@ def publish_report(
     data_note: str | None = None,
     window: str = DEFAULT_ALERT_WINDOW,
     latest_cutoff: pd.Timestamp | None = None,
+    artifact_prefix: str = "ridership",
 ) -> ReportOutcome:
     """Render the report to ``reports/<run date>/`` and publish it as Prefect artifacts; the
     leaderboard ranks models over ``window`` (a nightly run: the last 28 days; a backfill: its
@@ -88,13 +90,16 @@ def publish_report(
     folder = store.reports.write(run_date, report.markdown, report.html, report.images)
     board = leaderboard(metrics, window=window, eval_date=eval_date)
     create_table_artifact(
-        key=artifact_key("ridership-leaderboard"),
+        key=artifact_key(artifact_prefix, "leaderboard"),
         table=leaderboard_artifact_rows(board),
         description=f"Leaderboard at {eval_date.date()}, window {window}",
     )
     create_markdown_artifact(
-        key=artifact_key("ridership-report"), markdown=report.artifact_markdown,
+        key=artifact_key(artifact_prefix, "report"), markdown=report.artifact_markdown,
         description=f"Report for run date {run_date.date()}: {folder}",
     )
     logger.info("report written to %s", folder)
-    return ReportOutcome(folder=folder, alerts=[a.message for a in alerts], metrics_rows=len(metrics))
+    return ReportOutcome(
+        folder=folder, alerts=[a.message for a in alerts], metrics_rows=len(metrics),
+        leaderboard=leaderboard_artifact_rows(board),
+    )

@@ -13,11 +13,13 @@ RNN_MODELS = (
     "linear", "simple_rnn", "deep_rnn", "mulvar_rnn", "multitask_rnn", "s2v_14", "seq2seq",
     "ln_rnn", "lstm", "gru", "conv_gru", "wavenet",
 )  # fmt: skip
-ALL_MODELS = STATISTICAL_MODELS + RNN_MODELS
+COMBINATION_MODELS = ("ensemble",)
+"""Models made from other models' stored forecasts (``tasks/core/ensemble.py``)."""
+ALL_MODELS = STATISTICAL_MODELS + RNN_MODELS + COMBINATION_MODELS
 
 ModelName = Literal[
     "naive", "sarima", "linear", "simple_rnn", "deep_rnn", "mulvar_rnn", "multitask_rnn", "s2v_14",
-    "seq2seq", "ln_rnn", "lstm", "gru", "conv_gru", "wavenet",
+    "seq2seq", "ln_rnn", "lstm", "gru", "conv_gru", "wavenet", "ensemble",
 ]  # fmt: skip
 SeriesName = Literal["bus", "rail"]
 
@@ -31,6 +33,10 @@ class SarimaOptions:
 
 def is_rnn(model: str) -> bool:
     return model in RNN_MODELS
+
+
+def is_combination(model: str) -> bool:
+    return model in COMBINATION_MODELS
 
 
 def statistical_forecaster(model: str, sarima: SarimaOptions = SarimaOptions()) -> Forecaster:

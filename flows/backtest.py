@@ -1,0 +1,95 @@
+"""Backtest flow: rolling-origin evaluation of any models over a range of cutoffs with a stride,
+written under ``<root>/backtests/<name>/`` (forecasts, metrics, report, and the RNNs' own
+registry) so production forecasts and champions are never touched."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import pandas as pd
+from prefect import flow
+
+from flows.common import (
+    ForecastProgress, check_backfill_parameters, default_models, forecast_cutoffs, load_required_history,
+    score_and_report, training_window,
+)  # fmt: skip
+from flows.settings import Settings
+from schemas.errors import InvalidInput
+from storage import Store
+from tasks.core.models import ModelName, SeriesName
+from tasks.evaluate import ReportOutcome
+from tasks.ingest import remove_interrupted_writes
+
+STANDARD_PERIODS = {"2019": (date(2019, 3, 1), date(2019, 12, 31)), "2021": (date(2021, 3, 1), date(2021, 11, 30))}
+"""The documented periods: a normal year, and the recovery."""
+
+
+@dataclass(frozen=True)
+class BacktestSummary:
+    name: str
+    cutoffs: list[str]
+    models: list[str]
+    series: list[str]
+    progress: ForecastProgress
+    report: ReportOutcome
+    forecasts_path: str
+
+
+def backtest_cutoffs(start: date, end: date, every: int) -> pd.DatetimeIndex:
+    """Cutoffs ``start``, ``start + every`` days, … up to ``end``."""
+    if every < 1:
+        raise InvalidInput(f"every must be at least 1 day, got {every}")
+    return pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq=f"{every}D")
+
+
+@flow(name="backtest", log_prints=True)
+def backtest(
+    name: str,
+    start: date,
+    end: date,
+    every: int = 3,
+    models: list[ModelName] | None = None,
+    series: list[SeriesName] | None = None,
+    overwrite: bool = False,
+) -> BacktestSummary:
+    """Rolling-origin evaluation: forecast from every ``every``-th cutoff of ``start``..``end``
+    with each model at its production cadence (statistical models refitted at every cutoff, RNNs
+    retrained weekly with the champion as of each cutoff, the ensemble from its members), then
+    score against the actuals and rank the models. Resumable: stored cutoffs are skipped.
+
+    Args:
+        name: the backtest's folder under <storage>/backtests/ (letters, digits, '.', '_', '-');
+            running the same name again resumes it.
+        start: first cutoff (last day of data of the first forecast), YYYY-MM-DD. Documented
+            periods: 2019-03-01..2019-12-31 (a normal year), 2021-03-01..2021-11-30 (the recovery).
+        end: last cutoff, YYYY-MM-DD (inclusive).
+        every: days between cutoffs (default 3).
+        models: models to compare (default: the production set, naive and the ensemble included).
+        series: series to forecast (default: RIDERSHIP_SERIES, bus and rail).
+        overwrite: recompute cutoffs already stored in this backtest (default: skip them).
+    """
+    check_backfill_parameters(start, end, models, series)
+    cutoffs = backtest_cutoffs(start, end, every)
+    settings = Settings.from_env()
+    main = Store.open_writable(settings.storage)
+    store = main.backtest(name)
+    remove_interrupted_writes(main)
+    chosen_models = list(models or default_models(settings))
+    chosen_series = list(series or settings.series)
+    history = load_required_history(main)
+    if cutoffs[0] >= history.index.max():
+        raise InvalidInput(f"the first cutoff {start} leaves nothing to score: the data ends {history.index.max().date()}")
+    window = training_window(settings, None, None)
+    progress = forecast_cutoffs(store, history, settings, chosen_models, chosen_series, cutoffs, window, overwrite)
+    first_target = cutoffs[0] + pd.Timedelta(days=1)
+    last_target = min(cutoffs[-1] + pd.Timedelta(days=settings.horizon), history.index.max())
+    report = score_and_report(
+        store, settings, run_date=pd.Timestamp(end), eval_date=last_target, target_range=(first_target, last_target),
+        data_note=f"backtest {name}: {len(cutoffs)} cutoffs {start}..{end} every {every} day(s).",
+        artifact_prefix="ridership-backtest",
+    )
+    return BacktestSummary(
+        name=name, cutoffs=[str(c.date()) for c in cutoffs], models=chosen_models, series=chosen_series,
+        progress=progress, report=report, forecasts_path=store.forecasts.path,
+    )

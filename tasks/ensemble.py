@@ -1,0 +1,25 @@
+"""Prefect task for model ``ensemble``: combine the members' stored forecasts per cutoff."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from storage import Store
+from tasks.core.ensemble import EnsembleSpec, ensemble_forecasts
+from tasks.core.scoring import actuals_long
+
+
+@task(cache_policy=NO_CACHE)
+def forecast_ensemble(
+    store: Store, history: pd.DataFrame, spec: EnsembleSpec, series: Sequence[str],
+    cutoffs: Sequence[pd.Timestamp], horizon: int,
+) -> pd.DataFrame:
+    """Read the members' stored forecasts the cutoffs may use, combine them."""
+    first = min(cutoffs) - pd.Timedelta(days=spec.lookback_days + horizon)
+    stored = store.forecasts.read(start=first, end=max(cutoffs), models=list(spec.members), series=list(series))
+    clean = history.reset_index().rename(columns={"ds": "service_date"})
+    return ensemble_forecasts(spec, stored, actuals_long(clean, list(series)), list(series), list(cutoffs))

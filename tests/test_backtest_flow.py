@@ -1,0 +1,66 @@
+"""The backtest flow: strided cutoffs, its own folder (production untouched), the ensemble from
+its members at the same cutoff, a leaderboard, resume; RNNs keep their weekly cadence."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from flows.backtest import backtest
+from storage import Store
+from tests.synthetic import synthetic_clean
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+@pytest.fixture
+def store(storage_root: str, monkeypatch) -> Store:
+    monkeypatch.setenv("RIDERSHIP_STORAGE", storage_root)
+    monkeypatch.setenv("RIDERSHIP_WORKERS", "1")
+    monkeypatch.setenv("RIDERSHIP_RNN_MODELS", "")
+    monkeypatch.setenv("RIDERSHIP_ENSEMBLE_MEMBERS", "naive,sarima")
+    main = Store.open(storage_root)
+    main.ridership.write_clean(synthetic_clean())
+    return main
+
+
+def test_backtest_stores_apart_ranks_models_and_resumes(store: Store):
+    summary = backtest(name="spring", start=date(2019, 3, 1), end=date(2019, 3, 20), every=3, series=["rail", "bus"])
+    expected = set(pd.date_range("2019-03-01", "2019-03-19", freq="3D"))
+    assert summary.models == ["naive", "sarima", "ensemble"]
+    assert store.forecasts.read().empty  # production forecasts untouched
+    stored = store.backtest("spring").forecasts.read()
+    for model in summary.models:
+        for unique_id in ("rail", "bus"):
+            rows = stored[(stored["model"] == model) & (stored["unique_id"] == unique_id)]
+            assert set(rows["cutoff"]) == expected, (model, unique_id)
+    ensemble = stored[stored["model"] == "ensemble"].set_index(["unique_id", "cutoff", "h"])["y_hat"]
+    members = stored[stored["model"].isin(["naive", "sarima"])].groupby(["unique_id", "cutoff", "h"])["y_hat"]
+    low, high = members.min(), members.max()
+    assert ((ensemble >= low.loc[ensemble.index] - 1e-6) & (ensemble <= high.loc[ensemble.index] + 1e-6)).all()
+    board = pd.DataFrame(summary.report.leaderboard)
+    assert set(board["model"]) == {"naive", "sarima", "ensemble"} and set(board["unique_id"]) == {"rail", "bus"}
+    assert board["mae_all"].gt(0).all() and board["count_all"].gt(0).all()
+    assert "report.md" in store.backtest("spring").reports.files(pd.Timestamp("2019-03-20"))
+
+    again = backtest(name="spring", start=date(2019, 3, 1), end=date(2019, 3, 20), every=3, series=["rail", "bus"])
+    assert again.progress.stored == {"naive": 0, "sarima": 0, "ensemble": 0}
+    pd.testing.assert_frame_equal(store.backtest("spring").forecasts.read(), stored)
+
+
+@pytest.mark.slow
+def test_rnn_retrains_weekly_whatever_the_stride(store: Store, monkeypatch):
+    for name, value in {
+        "RIDERSHIP_RNN_MAX_EPOCHS": "2", "RIDERSHIP_RNN_TRAIN_DAYS": "150", "RIDERSHIP_RNN_VALIDATION_DAYS": "90",
+    }.items():
+        monkeypatch.setenv(name, value)
+    backtest(name="rnn", start=date(2019, 2, 28), end=date(2019, 3, 14), every=5, models=["multitask_rnn"], series=["rail"])
+    bt = store.backtest("rnn")
+    trained_at = sorted(bt.registry.read_card("multitask_rnn", "rail", v)["cutoff"] for v in bt.registry.versions("multitask_rnn", "rail"))
+    # First cutoff (no champion yet), then every cutoff whose run date is a Monday, though the
+    # backtest forecasts only every fifth day (02-28, 03-05, 03-10).
+    assert trained_at == ["2019-02-28", "2019-03-03", "2019-03-10"]
+    assert set(bt.forecasts.read()["cutoff"]) == set(pd.date_range("2019-02-28", "2019-03-14", freq="5D"))
+    assert store.registry.versions("multitask_rnn", "rail") == []  # production registry untouched
