@@ -33,9 +33,9 @@ def ingest(source: str | None = None, storage: str | None = None) -> IngestSumma
     store = Store.open_writable(storage or settings.storage)
     remove_interrupted_writes(store)
     ingested_at = datetime.now(timezone.utc)
-    raw = _fetch(store, source, settings.offline_snapshot)
+    raw = _fetch(store, source, settings.offline_snapshot, settings.max_source_bytes)
     raw_path = archive_raw(store, raw, ingested_at)
-    batch = validate_raw(raw.data, raw.origin)
+    batch = validate_raw(raw.data, raw.origin, ingested_at)
     quarantine_path = quarantine_rows(store, batch, raw.origin, ingested_at)
     summary = merge_clean(store, batch, raw, ingested_at, raw_path, quarantine_path)
     if summary.notice:
@@ -43,13 +43,13 @@ def ingest(source: str | None = None, storage: str | None = None) -> IngestSumma
     return summary
 
 
-def _fetch(store: Store, source: str, offline_snapshot: str) -> RawFile:
+def _fetch(store: Store, source: str, offline_snapshot: str, max_bytes: int) -> RawFile:
     """The source's bytes; the snapshot's only where the source failed and nothing is stored yet
     (an older snapshot must never stand in for newer data already in the store)."""
     try:
-        return RawFile(data=fetch_raw(source), origin=source, requested_source=source)
+        return RawFile(data=fetch_raw(source, max_bytes), origin=source, requested_source=source)
     except SourceUnavailable as error:
         if not offline_snapshot or not clean_store_is_empty(store):
             raise
-        data = fetch_raw.with_options(retries=0)(offline_snapshot)
+        data = fetch_raw.with_options(retries=0)(offline_snapshot, max_bytes)
         return RawFile(data=data, origin=offline_snapshot, requested_source=source, fallback_reason=str(error))

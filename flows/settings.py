@@ -29,6 +29,9 @@ class Settings:
     source: str = PORTAL_CSV_URL
     # Seeds an empty store when the source cannot be reached; "" disables the fallback.
     offline_snapshot: str = field(default_factory=lambda: str(_project_dir() / "data" / OFFLINE_SNAPSHOT_FILE))
+    # The totals file grows by one line a day (0.27 MB for 2001-2021); a cap keeps a runaway or
+    # hostile download from exhausting memory.
+    max_source_bytes: int = 64 * 2**20
     storage: str = field(default_factory=lambda: str(_project_dir() / "var" / "storage"))
     series: tuple[str, ...] = ("bus", "rail")
     horizon: int = 14
@@ -54,6 +57,7 @@ class Settings:
         RIDERSHIP_SOURCE            raw CSV: URL, local path or fsspec URL (default: Chicago Data Portal)
         RIDERSHIP_OFFLINE_SNAPSHOT  file that seeds an empty store when the source cannot be reached
                                     (default: the bundled data/ snapshot; empty: no fallback)
+        RIDERSHIP_MAX_SOURCE_MB     a raw file larger than this is rejected unread (default: 64)
         RIDERSHIP_STORAGE           storage root: local path or fsspec URL (default: ./var/storage)
         RIDERSHIP_SERIES            comma-separated series to forecast (default: bus,rail)
         RIDERSHIP_HORIZON           days ahead forecast from each cutoff (default: 14)
@@ -76,6 +80,7 @@ class Settings:
         train_days = int(env.get("RIDERSHIP_SARIMA_TRAIN_DAYS", defaults.sarima_train_days))
         return cls(
             source=env.get("RIDERSHIP_SOURCE", defaults.source),
+            max_source_bytes=int(float(env.get("RIDERSHIP_MAX_SOURCE_MB", defaults.max_source_bytes / 2**20)) * 2**20),
             offline_snapshot=env.get("RIDERSHIP_OFFLINE_SNAPSHOT", defaults.offline_snapshot),
             storage=env.get("RIDERSHIP_STORAGE", defaults.storage),
             series=_csv(env.get("RIDERSHIP_SERIES", ",".join(defaults.series))),

@@ -9,9 +9,10 @@ import urllib.request
 
 import fsspec
 
-from schemas.errors import Unavailable
+from schemas.errors import InvalidInput, Unavailable
 
 DOWNLOAD_TIMEOUT_SECONDS = 120
+DEFAULT_MAX_BYTES = 64 * 2**20
 
 
 class SourceUnavailable(Unavailable):
@@ -32,19 +33,29 @@ def _is_transient(error: OSError) -> bool:
     return not isinstance(reason, (socket.gaierror, ConnectionRefusedError))
 
 
-def fetch_source(source: str) -> bytes:
-    """The source's bytes (decompressed). Raises :class:`SourceUnavailable` naming the source."""
+class SourceTooLarge(InvalidInput):
+    """The source is larger than the configured cap; it was not read past the cap."""
+
+
+def fetch_source(source: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """The source's bytes (decompressed), read up to ``max_bytes`` only: memory stays bounded
+    whatever the source sends. Raises :class:`SourceUnavailable` naming the source, or
+    :class:`SourceTooLarge`."""
     try:
         if source.startswith(("http://", "https://")):
             request = urllib.request.Request(source, headers={"User-Agent": "ridership-forecast"})
             with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
-                return response.read()
-        with fsspec.open(source, "rb", compression="infer") as handle:
-            return handle.read()
+                data = response.read(max_bytes + 1)
+        else:
+            with fsspec.open(source, "rb", compression="infer") as handle:
+                data = handle.read(max_bytes + 1)
     except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, ValueError) as error:
         raise SourceUnavailable(f"{source}: cannot fetch ({error})", transient=False) from error
     except OSError as error:
         raise SourceUnavailable(f"{source}: cannot fetch ({_reason(error)})", transient=_is_transient(error)) from error
+    if len(data) > max_bytes:
+        raise SourceTooLarge(f"{source}: larger than {max_bytes / 2**20:g} MiB (RIDERSHIP_MAX_SOURCE_MB); not ingested")
+    return data
 
 
 def _reason(error: OSError) -> str:

@@ -6,6 +6,7 @@ import hashlib
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
+import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
@@ -15,6 +16,7 @@ from storage.source import SourceUnavailable, fetch_source
 from tasks.core.cleaning import ValidatedBatch, merge_into_clean, read_raw_csv, validate_batch
 
 QUARANTINE_LINES_LOGGED = 20
+SERVICE_TIMEZONE = "America/Chicago"
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,10 @@ class IngestSummary:
 
 
 def _worth_retrying(task, task_run, state) -> bool:
-    error = state.data
-    return not (isinstance(error, SourceUnavailable) and not error.transient)
+    """Only transient fetch failures (timeouts, resets, 5xx) are retried; a refused connection,
+    a missing file or an oversized source gives the same answer on every try."""
+    error = state.data  # the exception the task raised
+    return isinstance(error, SourceUnavailable) and error.transient
 
 
 @task(
@@ -69,8 +73,8 @@ def _worth_retrying(task, task_run, state) -> bool:
     retry_condition_fn=_worth_retrying,
     cache_policy=NO_CACHE,
 )
-def fetch_raw(source: str) -> bytes:
-    return fetch_source(source)
+def fetch_raw(source: str, max_bytes: int) -> bytes:
+    return fetch_source(source, max_bytes)
 
 
 @task(cache_policy=NO_CACHE)
@@ -102,12 +106,12 @@ def archive_raw(store: Store, raw: RawFile, ingested_at: datetime) -> str:
 
 
 @task(cache_policy=NO_CACHE)
-def validate_raw(data: bytes, source: str) -> ValidatedBatch:
+def validate_raw(data: bytes, source: str, ingested_at: datetime) -> ValidatedBatch:
     logger = get_run_logger()
     read = read_raw_csv(data, source)
     for warning in read.warnings:
         logger.warning(warning)
-    batch = validate_batch(read)
+    batch = validate_batch(read, as_of=pd.Timestamp(ingested_at).tz_convert(SERVICE_TIMEZONE).tz_localize(None))
     for row in batch.quarantined.head(QUARANTINE_LINES_LOGGED).itertuples():
         logger.warning("%s: line %d: %s", source, row.source_line, row.rules)
     for row in batch.calendar_mismatches.itertuples():

@@ -6,10 +6,12 @@ and hands the results to storage.
 
 from __future__ import annotations
 
+import csv
 import io
 import logging
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
@@ -20,7 +22,6 @@ from tasks.core.calendar import day_types
 logger = logging.getLogger(__name__)
 
 CLEAN_COLUMNS = ("service_date", "day_type", "bus", "rail")
-FIRST_DATA_LINE = 2  # line 1 is the header
 RULE_CONFLICTING_DUPLICATE = "service_date:conflicting_duplicate"
 
 
@@ -39,6 +40,7 @@ class RawRead:
 
     cells: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
+    shape_rules: dict[int, str] = field(default_factory=dict)  # row position → rule
 
 
 @dataclass(frozen=True)
@@ -63,36 +65,49 @@ class MergeResult:
 
 
 def read_raw_csv(data: bytes, source: str) -> RawRead:
-    """Read the portal CSV robustly: UTF-8 with or without BOM, CRLF, any column order."""
+    """Read the portal CSV robustly: UTF-8 with or without BOM, CRLF, any column order.
+
+    The header decides the columns: a header that repeats a column name is rejected (which copy
+    would be meant?), and a data row with more or fewer fields than the header is quarantined
+    with rule ``row:field_count`` rather than shifted into the wrong columns.
+    """
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise RawFileError(source, f"not UTF-8 text (byte {error.start})") from None
     if not text.strip():
         raise RawFileError(source, "empty file")
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
-        cells = pd.read_csv(
-            io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=False
-        )
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise RawFileError(source, f"unreadable CSV: {first_line}") from None
-    cells.columns = [str(c).strip().lower() for c in cells.columns]
-    missing = [c for c in RAW_COLUMNS if c not in cells.columns]
+        header = [name.strip().lower() for name in next(reader)]
+        records = [(reader.line_num, row) for row in reader if row and any(cell.strip() for cell in row)]
+    except csv.Error as error:
+        raise RawFileError(source, f"unreadable CSV at line {reader.line_num}: {error}") from None
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise RawFileError(source, f"column(s) named twice in the header: {', '.join(repeated)}")
+    missing = [c for c in RAW_COLUMNS if c not in header]
     if missing:
-        found = ", ".join(cells.columns) or "none"
+        found = ", ".join(header) or "none"
         raise RawFileError(source, f"missing columns {', '.join(missing)} (found: {found})")
     warnings: list[str] = []
-    extra = [c for c in cells.columns if c not in RAW_COLUMNS]
+    extra = [c for c in header if c not in RAW_COLUMNS]
     if extra:
         warnings.append(f"{source}: ignoring extra columns {', '.join(extra)}")
-    cells = cells[list(RAW_COLUMNS)].apply(lambda column: column.str.strip())
-    cells.insert(0, "source_line", cells.index + FIRST_DATA_LINE)
-    blank = (cells[list(RAW_COLUMNS)] == "").all(axis=1)
-    cells = cells[~blank].reset_index(drop=True)
-    if cells.empty:
+    if not records:
         raise RawFileError(source, "no data rows")
-    return RawRead(cells=cells, warnings=warnings)
+    positions = [header.index(c) for c in RAW_COLUMNS]
+    width = len(header)
+    cells = pd.DataFrame(
+        [[row[p].strip() if p < len(row) else "" for p in positions] for _, row in records], columns=list(RAW_COLUMNS)
+    )
+    cells.insert(0, "source_line", [line for line, _ in records])
+    field_counts = np.array([len(row) for _, row in records])
+    shape_rules = {
+        position: f"row:field_count({count}, expected {width})"
+        for position, count in enumerate(field_counts) if count != width
+    }
+    return RawRead(cells=cells, warnings=warnings, shape_rules=shape_rules)
 
 
 def parse_service_dates(text: pd.Series) -> pd.Series:
@@ -150,10 +165,20 @@ def _schema_rules(parsed: pd.DataFrame, already_explained: dict[int, list[str]])
     return rules
 
 
-def validate_batch(read: RawRead) -> ValidatedBatch:
-    """Check every rule on every row in one pass; bad rows go to quarantine with their rules."""
+def validate_batch(read: RawRead, as_of: pd.Timestamp | None = None) -> ValidatedBatch:
+    """Check every rule on every row in one pass; bad rows go to quarantine with their rules.
+
+    ``as_of`` is the service date the file is read on (the ingest's day in Chicago): a row dated
+    after it reports ridership that cannot have happened yet, and would become the next night's
+    cutoff, so it is quarantined (``service_date:after_ingest_date``).
+    """
     cells = read.cells
     parsed, rules = _parse_cells(cells)
+    for position, rule in read.shape_rules.items():
+        rules.setdefault(position, []).insert(0, rule)
+    if as_of is not None:
+        for position in parsed.index[parsed["service_date"] > pd.Timestamp(as_of).normalize()]:
+            rules.setdefault(position, []).append(f"service_date:after_ingest_date({pd.Timestamp(as_of).date()})")
     for position, found in _schema_rules(parsed, rules).items():
         rules.setdefault(position, []).extend(found)
     bad = parsed.index.isin(list(rules))
