@@ -78,6 +78,9 @@ def _backtest(args: argparse.Namespace) -> int:
         raise InvalidInput("give --period or both --start and --end")
     check_backfill_parameters(start, end, args.models, args.series)
     name = args.name or f"{start}_{end}_every{args.every}"
+    from storage import check_backtest_name
+
+    check_backtest_name(name)
     summary = backtest(
         name=name, start=start, end=end, every=args.every, models=args.models, series=args.series, overwrite=args.overwrite
     )

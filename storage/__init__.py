@@ -20,6 +20,11 @@ BACKTESTS = "backtests"
 BACKTEST_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
 
+def check_backtest_name(name: str) -> None:
+    if not BACKTEST_NAME.fullmatch(name):
+        raise InvalidInput(f"backtest name {name!r}: use letters, digits, '.', '_' or '-' (not starting with '.')")
+
+
 @dataclass(frozen=True)
 class Store:
     """``root`` holds what a run writes; ``data_root`` (default: the same) the ingested data. A
@@ -51,8 +56,7 @@ class Store:
     def backtest(self, name: str) -> "Store":
         """The store of backtest ``name``: its own forecasts, metrics, reports and model registry
         (so production forecasts and champions are never touched), the main clean series."""
-        if not BACKTEST_NAME.fullmatch(name):
-            raise InvalidInput(f"backtest name {name!r}: use letters, digits, '.', '_' or '-' (not starting with '.')")
+        check_backtest_name(name)
         root = Root(fs=self.root.fs, path=self.root.join(BACKTESTS, name))
         return Store(root=root, data_root=self.data_root or self.root)
 

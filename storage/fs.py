@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
-from schemas.errors import Unavailable
+from schemas.errors import InvalidInput, Unavailable
 
 TMP_PREFIX = ".tmp-"
 TMP_SUFFIX = ".partial"
@@ -40,6 +40,14 @@ class Root:
         return cls(fs=fs, path=path.rstrip("/") or "/")
 
     def join(self, *parts: str) -> str:
+        """A path under the root. Parts come from parameters and data (series ids, model names,
+        backtest names), so a part that could leave the root or name another file system is
+        refused: ``..`` segments, NUL bytes, backslashes and URL schemes."""
+        for part in parts:
+            if part and (
+                "\x00" in part or "\\" in part or "://" in part or any(seg in ("..", ".") for seg in part.split("/"))
+            ):
+                raise UnsafePath(f"refusing a storage path part that could leave the root: {part!r}")
         return "/".join([self.path, *[p.strip("/") for p in parts if p]])
 
     def url(self, path: str) -> str:
@@ -120,6 +128,10 @@ class Root:
                 self.fs.rm_file(path)
                 removed.append(self.url(path))
         return removed
+
+
+class UnsafePath(InvalidInput):
+    """A path part from a parameter or data would point outside the storage root."""
 
 
 class StorageUnavailable(Unavailable):
