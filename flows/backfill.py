@@ -32,6 +32,9 @@ class BackfillSummary:
     forecasts_path: str
 
 
+# The Args section is what `prefect deploy` turns into the descriptions the UI shows beside each
+# field (tests/test_flow_parameters.py); a field left empty in the UI is None, so each None
+# default spells out what it falls back to.
 @flow(name="backfill", log_prints=True)
 def backfill(
     start: date,
@@ -42,11 +45,28 @@ def backfill(
     train_start: date | None = None,
     train_days: int | None = None,
 ) -> BackfillSummary:
-    """Forecast every run date from ``start`` to ``end`` (inclusive) with ``models`` (default:
-    naive, sarima and the production RNNs) for ``series`` (default: all), then score and report.
+    """Forecast every run date from ``start`` to ``end`` (inclusive) as the nightly job would
+    have, then score and report over that range.
 
-    SARIMA's window expands from ``train_start`` or rolls over the last ``train_days`` days
-    (default from settings).
+    Args:
+        start: First run date (YYYY-MM-DD). Its cutoff, the last day of data its forecasts use,
+            is the day before.
+        end: Last run date (YYYY-MM-DD), included. The report is written for this run date.
+        models: Models to forecast with. Default (empty): naive, sarima, the production RNNs
+            from RIDERSHIP_RNN_MODELS (multitask_rnn, seq2seq unless set; set empty: none) and the
+            ensemble of RIDERSHIP_ENSEMBLE_MEMBERS (sarima, multitask_rnn, seq2seq unless set;
+            set empty: no ensemble). RNNs are retrained every 7 days inside the range.
+        series: Series to forecast. Default (empty): RIDERSHIP_SERIES (bus, rail unless set).
+        overwrite: Recompute cutoffs already stored and replace their files. Default false:
+            skip them, so an interrupted backfill resumes where it stopped.
+        train_start: Fit SARIMA on an expanding window from this date (give this or
+            train_days, not both). Default (empty, and train_days empty):
+            RIDERSHIP_SARIMA_TRAIN_DAYS, a rolling window of 182 days unless set; when that is
+            0, expanding from RIDERSHIP_SARIMA_TRAIN_START (2018-01-01 unless set).
+        train_days: Fit SARIMA on a rolling window of this many days before each cutoff (give
+            this or train_start, not both). Default (empty, and train_start empty):
+            RIDERSHIP_SARIMA_TRAIN_DAYS, 182 days unless set; when that is 0, expanding from
+            RIDERSHIP_SARIMA_TRAIN_START (2018-01-01 unless set).
     """
     check_backfill_parameters(start, end, models, series, train_start, train_days)
     settings = Settings.from_env()

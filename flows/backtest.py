@@ -65,8 +65,10 @@ def backtest(
             periods: 2019-03-01..2019-12-31 (a normal year), 2021-03-01..2021-11-30 (the recovery).
         end: last cutoff, YYYY-MM-DD (inclusive).
         every: days between cutoffs (default 3).
-        models: models to compare (default: the production set, naive and the ensemble included).
-        series: series to forecast (default: RIDERSHIP_SERIES, bus and rail).
+        models: models to compare. Default (empty): the production set, as a backfill's: naive,
+            sarima, the RNNs from RIDERSHIP_RNN_MODELS (multitask_rnn, seq2seq unless set) and the
+            ensemble of RIDERSHIP_ENSEMBLE_MEMBERS (sarima, multitask_rnn, seq2seq unless set).
+        series: series to forecast. Default (empty): RIDERSHIP_SERIES (bus, rail unless set).
         overwrite: recompute cutoffs already stored in this backtest (default: skip them).
     """
     check_backfill_parameters(start, end, models, series)

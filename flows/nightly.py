@@ -60,9 +60,10 @@ def nightly(run_date: date | None = None) -> NightlySummary:
     what has matured and write the report.
 
     Args:
-        run_date: the day the run is for; its cutoff is the day before (or the last service date,
-            if the data lags). Default: the slot the schedule created the run for, in Chicago time,
-            else today in Chicago.
+        run_date: The day the run is for (YYYY-MM-DD); the cutoff is the day before, or the last
+            service date if the data lags. Default (empty): the time the schedule created the
+            run for, in America/Chicago, so a late or replayed run forecasts the right day;
+            today in Chicago for a run no schedule created.
     """
     logger = get_run_logger()
     settings = Settings.from_env()
