@@ -40,6 +40,7 @@ def synthetic_source(tmp_path: Path, storage_root: str, monkeypatch) -> Store:
     monkeypatch.setenv("RIDERSHIP_SOURCE", str(source))
     monkeypatch.setenv("RIDERSHIP_STORAGE", storage_root)
     monkeypatch.setenv("RIDERSHIP_RNN_MODELS", "")
+    monkeypatch.setenv("RIDERSHIP_ENSEMBLE_MEMBERS", "")
     monkeypatch.setenv("RIDERSHIP_SARIMA_TRAIN_DAYS", "182")
     return Store.open(storage_root)
 

@@ -38,6 +38,7 @@ def offline(tmp_path: Path, storage_root: str, monkeypatch) -> Store:
     monkeypatch.setenv("RIDERSHIP_OFFLINE_SNAPSHOT", str(snapshot))
     monkeypatch.setenv("RIDERSHIP_STORAGE", storage_root)
     monkeypatch.setenv("RIDERSHIP_RNN_MODELS", "")
+    monkeypatch.setenv("RIDERSHIP_ENSEMBLE_MEMBERS", "")
     monkeypatch.setenv("RIDERSHIP_WORKERS", "1")
     return Store.open(storage_root)
 
