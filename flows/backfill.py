@@ -81,7 +81,7 @@ def backfill(
     last_target = min(pd.Timestamp(end), history.index.max())
     report = score_and_report(
         store, settings, run_date=pd.Timestamp(end), eval_date=last_target,
-        target_range=(pd.Timestamp(start), last_target), data_note=None,
+        target_range=(pd.Timestamp(start), last_target), data_note=progress.note(),
     )
     return BackfillSummary(
         start=str(start), end=str(end), models=chosen_models, series=chosen_series,

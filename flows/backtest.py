@@ -88,7 +88,9 @@ def backtest(
     last_target = min(cutoffs[-1] + pd.Timedelta(days=settings.horizon), history.index.max())
     report = score_and_report(
         store, settings, run_date=pd.Timestamp(end), eval_date=last_target, target_range=(first_target, last_target),
-        data_note=f"backtest {name}: {len(cutoffs)} cutoffs {start}..{end} every {every} day(s).",
+        data_note=" ".join(
+            n for n in (f"backtest {name}: {len(cutoffs)} cutoffs {start}..{end} every {every} day(s).", progress.note()) if n
+        ),
         artifact_prefix="ridership-backtest",
     )
     return BacktestSummary(

@@ -63,6 +63,7 @@ def _backfill(args: argparse.Namespace) -> int:
         print(f"  {model:<14} forecast {progress.stored.get(model, 0):>5}   already stored {progress.skipped.get(model, 0):>5}")
     if progress.lagging:
         print(f"  data lags: {len(progress.lagging)} cutoff(s) after the last clean date were not forecast")
+    _print_fallbacks(progress)
     print(f"forecasts: {summary.forecasts_path}")
     _print_report(summary.report)
     return 0
@@ -92,6 +93,7 @@ def _backtest(args: argparse.Namespace) -> int:
             f"{_number(row['mape_all'], '.1f'):>7}{_number(row['bias_all']):>9}"
             f"{_number(row['coverage_80_all'], '.0%'):>7}{_number(row['coverage_95_all'], '.0%'):>7}"
         )
+    _print_fallbacks(summary.progress)
     print(f"forecasts: {summary.forecasts_path}")
     _print_report(summary.report)
     return 0
@@ -99,6 +101,11 @@ def _backtest(args: argparse.Namespace) -> int:
 
 def _number(value, spec: str = ",.0f") -> str:
     return "–" if value is None else format(value, spec)
+
+
+def _print_fallbacks(progress) -> None:
+    if progress.fallbacks:
+        print(f"  fallbacks: {len(progress.fallbacks)} forecast(s) from the seasonal naive instead (see the report)")
 
 
 def _print_report(outcome) -> None:
@@ -146,6 +153,7 @@ def _print_nightly_summary(summary) -> None:
         print(f"  retrained: {', '.join(summary.retrained)}")
     for model, count in summary.progress.stored.items():
         print(f"  {model:<14} forecast {count} cutoff(s), already stored {summary.progress.skipped.get(model, 0)}")
+    _print_fallbacks(summary.progress)
     print(f"forecasts: {summary.forecasts_path}")
     _print_report(summary.report)
 

@@ -19,7 +19,7 @@ from schemas.errors import InvalidInput, Unavailable
 from tasks.core.ensemble import MODEL_NAME as ENSEMBLE
 from tasks.core.ensemble import EnsembleSpec
 from tasks.core.models import STATISTICAL_MODELS, check_models, check_series, is_combination, is_rnn
-from tasks.core.walk_forward import TrainingWindow
+from tasks.core.walk_forward import TrainingWindow, fallbacks
 from tasks.ensemble import forecast_ensemble
 from tasks.evaluate import ReportOutcome, evaluate, leaderboard_window, publish_report
 from tasks.forecast import cutoffs_to_run, load_history, store_forecasts, walk_forward
@@ -35,6 +35,13 @@ class ForecastProgress:
     stored: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     lagging: list[str] = field(default_factory=list)
+    fallbacks: list[str] = field(default_factory=list)  # forecasts the seasonal naive stood in for
+
+    def note(self) -> str | None:
+        """The fallbacks as a sentence for the report (None when there were none)."""
+        if not self.fallbacks:
+            return None
+        return f"{len(self.fallbacks)} forecast(s) fell back to the seasonal naive: " + "; ".join(self.fallbacks) + "."
 
 
 def current_run_id() -> str:
@@ -119,6 +126,9 @@ def forecast_cutoffs(
         chunks = [todo[first : first + CUTOFFS_PER_CHUNK] for first in range(0, len(todo), CUTOFFS_PER_CHUNK)]
         for chunk, forecasts in _forecast_chunks(store, history, settings, model, series, chunks, window):
             store_forecasts(store, forecasts, run_id)
+            for line in fallbacks(forecasts):
+                logger.warning("fallback: %s", line)
+                progress.fallbacks.append(line)
             progress.stored[model] += len(chunk)
             done += len(chunk)
             update_progress_artifact(artifact_id=artifact_id, progress=100.0 * done / max(units, 1))

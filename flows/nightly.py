@@ -101,7 +101,7 @@ def nightly(run_date: date | None = None) -> NightlySummary:
     )
     report = score_and_report(
         store, settings, run_date=pd.Timestamp(day), eval_date=cutoff, target_range=None,
-        data_note=" ".join(notes), latest_cutoff=cutoff,
+        data_note=" ".join(n for n in (*notes, progress.note()) if n), latest_cutoff=cutoff,
     )
     summary = NightlySummary(
         run_date=str(day), cutoff=str(cutoff.date()), lag_days=lag_days, ingest_error=ingest_error,

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.core.forecaster import DEFAULT_LEVELS, Fitted, Forecaster
+from tasks.core.naive import SeasonalNaiveForecaster
 
 try:  # optional: limits an already-loaded BLAS, which environment variables cannot
     from threadpoolctl import threadpool_limits
@@ -40,6 +41,11 @@ FORECAST_COLUMNS = (
 """The forecast contract's columns (``schemas.forecasts``) minus ``run_id``/``created_at``."""
 
 DATE_DTYPE = "datetime64[ns]"
+
+
+class NonFiniteForecast(ValueError):
+    """A model returned NaN or infinite point forecasts."""
+
 _COLUMN_DTYPES = {
     "unique_id": str, "cutoff": DATE_DTYPE, "ds": DATE_DTYPE, "h": "int64", "model": str, "model_version": str,
 }  # fmt: skip  (the interval and y_hat columns are float64)
@@ -237,10 +243,42 @@ def _run_units(
             fitted: Fitted | None = None
             for cutoff in block:
                 train = window.select(visible_history(history, cutoff), cutoff)
-                if fitted is None:
-                    fitted = forecaster.fit(train, unique_id)
-                rows.append(_forecast_rows(fitted, train, cutoff, unique_id, horizon, forecaster.name, levels))
+                try:
+                    if fitted is None:
+                        fitted = forecaster.fit(train, unique_id)
+                    rows.append(_forecast_rows(fitted, train, cutoff, unique_id, horizon, forecaster.name, levels))
+                except Exception as error:  # noqa: BLE001 (a failing model must not fail the night)
+                    if isinstance(forecaster, SeasonalNaiveForecaster):
+                        raise
+                    fitted = None  # the next cutoff of the block tries a fresh fit
+                    rows.append(_fallback_rows(train, cutoff, unique_id, horizon, forecaster.name, levels, error))
     return _assemble(rows, levels)
+
+
+FALLBACK_PREFIX = "fallback:"
+"""``model_version`` of a row the seasonal-naive forecast stood in for: ``fallback:<naive
+version>:<reason>``, so readers of the contract and the report see which rows and why."""
+
+
+def fallbacks(forecasts: pd.DataFrame) -> list[str]:
+    """One line per (model, series, cutoff) whose forecast is a fallback, with its reason."""
+    rows = forecasts[(forecasts["h"] == 1) & forecasts["model_version"].str.startswith(FALLBACK_PREFIX)]
+    return [
+        f"{row.model}/{row.unique_id} at cutoff {pd.Timestamp(row.cutoff).date()}: {row.model_version.split(':', 2)[-1]}"
+        for row in rows.itertuples()
+    ]
+
+
+def _fallback_rows(
+    train: pd.DataFrame, cutoff: pd.Timestamp, unique_id: str, horizon: int, model_name: str,
+    levels: tuple[int, ...], error: Exception,
+) -> dict[str, np.ndarray]:
+    """The seasonal-naive forecast under the failing model's name, its version marking why."""
+    naive = SeasonalNaiveForecaster().fit(train, unique_id)
+    rows = _forecast_rows(naive, train, cutoff, unique_id, horizon, model_name, levels)
+    reason = " ".join(f"{type(error).__name__}: {error}".split())[:160]
+    rows["model_version"] = np.full(horizon, f"{FALLBACK_PREFIX}{naive.version}:{reason}", dtype=object)
+    return rows
 
 
 def _one_blas_thread() -> contextlib.AbstractContextManager:
@@ -264,6 +302,8 @@ def _forecast_rows(
     mean = np.asarray(forecast.mean, dtype=np.float64)
     if mean.shape != (horizon,):
         raise ValueError(f"{model_name} returned {mean.shape} forecasts for horizon {horizon}")
+    if not np.isfinite(mean).all():
+        raise NonFiniteForecast(f"{model_name} forecast {int((~np.isfinite(mean)).sum())} non-finite value(s)")
     steps = np.arange(1, horizon + 1, dtype=np.int64)
     rows = {
         "unique_id": np.full(horizon, unique_id, dtype=object),
