@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from prefect import flow, get_run_logger
+from prefect.tasks import exponential_backoff
 
 from flows.settings import Settings
 from storage import Store
@@ -33,7 +34,7 @@ def ingest(source: str | None = None, storage: str | None = None) -> IngestSumma
     store = Store.open_writable(storage or settings.storage)
     remove_interrupted_writes(store)
     ingested_at = datetime.now(timezone.utc)
-    raw = _fetch(store, source, settings.offline_snapshot, settings.max_source_bytes)
+    raw = _fetch(store, source, settings)
     raw_path = archive_raw(store, raw, ingested_at)
     batch = validate_raw(raw.data, raw.origin, ingested_at)
     quarantine_path = quarantine_rows(store, batch, raw.origin, ingested_at)
@@ -43,13 +44,16 @@ def ingest(source: str | None = None, storage: str | None = None) -> IngestSumma
     return summary
 
 
-def _fetch(store: Store, source: str, offline_snapshot: str, max_bytes: int) -> RawFile:
+def _fetch(store: Store, source: str, settings: Settings) -> RawFile:
     """The source's bytes; the snapshot's only where the source failed and nothing is stored yet
     (an older snapshot must never stand in for newer data already in the store)."""
+    limits = (settings.max_source_bytes, settings.source_timeout_s)
+    backoff = exponential_backoff(backoff_factor=settings.source_retry_delay_s)
     try:
-        return RawFile(data=fetch_raw(source, max_bytes), origin=source, requested_source=source)
+        data = fetch_raw.with_options(retry_delay_seconds=backoff)(source, *limits)
+        return RawFile(data=data, origin=source, requested_source=source)
     except SourceUnavailable as error:
-        if not offline_snapshot or not clean_store_is_empty(store):
+        if not settings.offline_snapshot or not clean_store_is_empty(store):
             raise
-        data = fetch_raw.with_options(retries=0)(offline_snapshot, max_bytes)
-        return RawFile(data=data, origin=offline_snapshot, requested_source=source, fallback_reason=str(error))
+        data = fetch_raw.with_options(retries=0)(settings.offline_snapshot, *limits)
+        return RawFile(data=data, origin=settings.offline_snapshot, requested_source=source, fallback_reason=str(error))

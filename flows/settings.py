@@ -32,6 +32,8 @@ class Settings:
     # The totals file grows by one line a day (0.27 MB for 2001-2021); a cap keeps a runaway or
     # hostile download from exhausting memory.
     max_source_bytes: int = 64 * 2**20
+    source_timeout_s: float = 120.0
+    source_retry_delay_s: float = 10.0  # first retry; then 2x, 4x (three retries)
     storage: str = field(default_factory=lambda: str(_project_dir() / "var" / "storage"))
     series: tuple[str, ...] = ("bus", "rail")
     horizon: int = 14
@@ -58,6 +60,8 @@ class Settings:
         RIDERSHIP_OFFLINE_SNAPSHOT  file that seeds an empty store when the source cannot be reached
                                     (default: the bundled data/ snapshot; empty: no fallback)
         RIDERSHIP_MAX_SOURCE_MB     a raw file larger than this is rejected unread (default: 64)
+        RIDERSHIP_SOURCE_TIMEOUT_S  a download must finish within this many seconds (default: 120)
+        RIDERSHIP_SOURCE_RETRY_DELAY_S  first retry delay of a transient failure; doubles, 3 retries (default: 10)
         RIDERSHIP_STORAGE           storage root: local path or fsspec URL (default: ./var/storage)
         RIDERSHIP_SERIES            comma-separated series to forecast (default: bus,rail)
         RIDERSHIP_HORIZON           days ahead forecast from each cutoff (default: 14)
@@ -81,6 +85,8 @@ class Settings:
         return cls(
             source=env.get("RIDERSHIP_SOURCE", defaults.source),
             max_source_bytes=int(float(env.get("RIDERSHIP_MAX_SOURCE_MB", defaults.max_source_bytes / 2**20)) * 2**20),
+            source_timeout_s=float(env.get("RIDERSHIP_SOURCE_TIMEOUT_S", defaults.source_timeout_s)),
+            source_retry_delay_s=float(env.get("RIDERSHIP_SOURCE_RETRY_DELAY_S", defaults.source_retry_delay_s)),
             offline_snapshot=env.get("RIDERSHIP_OFFLINE_SNAPSHOT", defaults.offline_snapshot),
             storage=env.get("RIDERSHIP_STORAGE", defaults.storage),
             series=_csv(env.get("RIDERSHIP_SERIES", ",".join(defaults.series))),

@@ -4,6 +4,7 @@ compressed files are decompressed by their extension)."""
 from __future__ import annotations
 
 import socket
+import time
 import urllib.error
 import urllib.request
 
@@ -37,15 +38,15 @@ class SourceTooLarge(InvalidInput):
     """The source is larger than the configured cap; it was not read past the cap."""
 
 
-def fetch_source(source: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+def fetch_source(source: str, max_bytes: int = DEFAULT_MAX_BYTES, timeout: float = DOWNLOAD_TIMEOUT_SECONDS) -> bytes:
     """The source's bytes (decompressed), read up to ``max_bytes`` only: memory stays bounded
-    whatever the source sends. Raises :class:`SourceUnavailable` naming the source, or
-    :class:`SourceTooLarge`."""
+    whatever the source sends. An HTTP download must finish within ``timeout`` seconds in all
+    (a server that stalls or trickles is cut off). Raises :class:`SourceUnavailable` naming the
+    source, or :class:`SourceTooLarge`. The answer's content type is not trusted either way:
+    the bytes are validated as CSV."""
     try:
         if source.startswith(("http://", "https://")):
-            request = urllib.request.Request(source, headers={"User-Agent": "ridership-forecast"})
-            with urllib.request.urlopen(request, timeout=DOWNLOAD_TIMEOUT_SECONDS) as response:
-                data = response.read(max_bytes + 1)
+            data = _download(source, max_bytes, timeout)
         else:
             with fsspec.open(source, "rb", compression="infer") as handle:
                 data = handle.read(max_bytes + 1)
@@ -56,6 +57,24 @@ def fetch_source(source: str, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     if len(data) > max_bytes:
         raise SourceTooLarge(f"{source}: larger than {max_bytes / 2**20:g} MiB (RIDERSHIP_MAX_SOURCE_MB); not ingested")
     return data
+
+
+def _download(url: str, max_bytes: int, timeout: float) -> bytes:
+    deadline = time.monotonic() + timeout
+    request = urllib.request.Request(url, headers={"User-Agent": "ridership-forecast"})
+    parts: list[bytes] = []
+    size = 0
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        while size <= max_bytes:
+            # read1 returns what has arrived, so a trickling server cannot hold the loop past the deadline.
+            chunk = response.read1(min(2**20, max_bytes + 1 - size))
+            if not chunk:
+                break
+            parts.append(chunk)
+            size += len(chunk)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"download not finished after {timeout:g} s")
+    return b"".join(parts)
 
 
 def _reason(error: OSError) -> str:

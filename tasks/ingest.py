@@ -73,8 +73,8 @@ def _worth_retrying(task, task_run, state) -> bool:
     retry_condition_fn=_worth_retrying,
     cache_policy=NO_CACHE,
 )
-def fetch_raw(source: str, max_bytes: int) -> bytes:
-    return fetch_source(source, max_bytes)
+def fetch_raw(source: str, max_bytes: int, timeout: float) -> bytes:
+    return fetch_source(source, max_bytes, timeout)
 
 
 @task(cache_policy=NO_CACHE)
