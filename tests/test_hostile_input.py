@@ -21,9 +21,12 @@ HEADER = "service_date,day_type,bus,rail_boardings,total_rides"
 GOOD_ROWS = ["07/01/2019,W,700000,500000,1200000", "07/02/2019,W,710000,505000,1215000"]
 STORED = synthetic_clean(start="2019-06-01", end="2019-06-30")
 # Runs the CLI in a child that reports its own peak resident memory (KiB) on its last line.
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork+exec, so a child of a big test process
+# would report its parent's peak.
 PEAK_REPORTING_CLI = (
-    "import resource, sys; from flows.cli import main; code = main(sys.argv[1:]); "
-    "print(f'peak_rss_kib={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}', file=sys.stderr); sys.exit(code)"
+    "import re, sys; from flows.cli import main; code = main(sys.argv[1:]); "
+    "peak = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1); "
+    "print(f'peak_rss_kib={peak}', file=sys.stderr); sys.exit(code)"
 )
 
 
