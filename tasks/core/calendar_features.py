@@ -107,8 +107,8 @@ def _rule_dates(year: int) -> dict[str, frozenset[pd.Timestamp]]:
 
 
 def _in_rule(index: pd.DatetimeIndex, name: str) -> np.ndarray:
-    found = frozenset().union(*(_rule_dates(y)[name] for y in range(index.min().year, index.max().year + 1)))
-    return np.fromiter((d in found for d in index), dtype=bool, count=len(index))
+    found = [d for y in range(index.min().year, index.max().year + 1) for d in _rule_dates(y)[name]]
+    return index.isin(pd.DatetimeIndex(found))
 
 
 def calendar_features(
