@@ -37,6 +37,7 @@ from tasks.core.sarima import series_values
 MODEL_NAME = "ridge"
 HUBER_ITERATIONS = 4
 MIN_ROWS = 20
+CONSTANT_SCALE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -121,11 +122,13 @@ def fit_huber_ridge(X: np.ndarray, y: np.ndarray, penalty: float, huber: float) 
     """Ridge regression with a Huber loss (IRLS), on standardized columns.
 
     A column that does not vary (a flag absent from the window) gets scale 1 and, being
-    constant, only the penalty acts on it: its coefficient is zero.
+    constant, only the penalty acts on it: its coefficient is zero. "Does not vary" includes
+    rounding noise (a log difference of equal values is ~1e-17, not 0): scaled to unit variance,
+    it would turn a later, real difference into an enormous prediction.
     """
     center = X.mean(axis=0)
     scale = X.std(axis=0)
-    scale[scale == 0] = 1.0
+    scale[scale < CONSTANT_SCALE] = 1.0
     design = np.column_stack([np.ones(len(X)), (X - center) / scale])
     ridge = np.eye(design.shape[1]) * penalty * len(X) / 1000.0
     ridge[0, 0] = 0.0
