@@ -72,15 +72,13 @@ def test_intervals_are_nested_contain_the_mean_and_cover_the_noise(history):
     assert 0.65 <= inside <= 0.95  # 3% log noise: an 80% interval must be neither empty nor huge
 
 
-@pytest.mark.parametrize("companion", [False, True])
-def test_values_after_the_cutoff_cannot_change_the_forecast(history, companion):
-    """Both series are tampered with: with ``companion`` the model reads the other one too."""
+def test_values_after_the_cutoff_cannot_change_the_forecast(history):
     cutoff = history.index[800]
     tampered = history.copy()
     after = tampered.index > cutoff
     for column in ("rail", "bus"):
         tampered.loc[after, column] = np.random.default_rng(0).normal(3e6, 1e6, after.sum())
-    forecaster = RidgeForecaster(features=DirectFeatures(companion=companion))
+    forecaster = RidgeForecaster()
     kwargs = dict(unique_ids=["rail", "bus"], cutoffs=[cutoff], horizon=14, window=TrainingWindow.rolling(730))
     clean = historical_forecasts(history, forecaster, **kwargs)
     dirty = historical_forecasts(tampered, forecaster, **kwargs)

@@ -101,7 +101,6 @@ class DirectFeatures:
     fourier_terms: int = 3
     year_over_year: bool = True
     weekday_level: bool = True
-    companion: bool = False
 
     def spec(self) -> dict[str, Any]:
         return {
@@ -110,7 +109,6 @@ class DirectFeatures:
             "fourier_terms": self.fourier_terms,
             "year_over_year": self.year_over_year,
             "weekday_level": self.weekday_level,
-            "companion": self.companion,
         }
 
     def prepare(self, values: np.ndarray, first_day: pd.Timestamp, horizon: int) -> Prepared:
@@ -153,9 +151,7 @@ class DirectFeatures:
             weekday_level=level,
         )
 
-    def design(
-        self, p: Prepared, anchors: np.ndarray, h: int, companion: Prepared | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def design(self, p: Prepared, anchors: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray]:
         """The regressor matrix (one row per anchor) and the baseline for horizon ``h``.
 
         A row whose baseline is still undefined (the latest day of the kind missing too) has a
@@ -188,9 +184,6 @@ class DirectFeatures:
                 valid = then - 7 * (BASELINE_WEEKS - 1) >= 0
                 then, past = np.where(valid, then, 0), np.where(valid, target - lag, 0)
                 columns.append(np.where(valid, p.clean[past] - p.same_kind_mean[BASELINE_WEEKS][then], np.nan))
-        if self.companion:
-            other = companion if companion is not None else p
-            columns.extend(other.recent_deviation[k][anchors] for k in (3, 7, 14))
         weekday = p.weekday[target]
         columns.extend((weekday == d).astype(float) for d in range(7))
         weekend = (weekday >= 5).astype(float)
@@ -204,8 +197,7 @@ class DirectFeatures:
     def n_columns(self) -> int:
         weekday_level = 2 if self.weekday_level else 0
         yoy = 2 if self.year_over_year else 0
-        companion = 3 if self.companion else 0
-        return 6 + weekday_level + yoy + companion + 7 + 4 * self.fourier_terms + len(self.flags)
+        return 6 + weekday_level + yoy + 7 + 4 * self.fourier_terms + len(self.flags)
 
 
 def _shift(values: np.ndarray, lag: int) -> np.ndarray:

@@ -13,7 +13,7 @@ RNN_MODELS = (
     "ln_rnn", "lstm", "gru", "conv_gru", "wavenet",
 )  # fmt: skip
 ALL_MODELS = STATISTICAL_MODELS + RNN_MODELS
-MODEL_TRAINING_DAYS: dict[str, int] = {"ridge": 1461}
+MODEL_TRAINING_DAYS: dict[str, int] = {"sarimax": 400, "ridge": 2557}
 """Models whose tuned training window differs from the engine's default (182 days)."""
 
 ModelName = Literal[

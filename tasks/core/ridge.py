@@ -30,8 +30,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from tasks.core.direct_features import HISTORY_FOR_BASELINES, DirectFeatures, Prepared
-from tasks.core.forecaster import DEFAULT_LEVELS, SERIES, Forecast
+from tasks.core.direct_features import HISTORY_FOR_BASELINES, DirectFeatures
+from tasks.core.forecaster import DEFAULT_LEVELS, Forecast
 from tasks.core.sarima import series_values
 
 MODEL_NAME = "ridge"
@@ -50,15 +50,6 @@ class RidgeForecaster:
     max_horizon: int = 14
     name: str = MODEL_NAME
 
-    def _companion(self, history: pd.DataFrame, unique_id: str, horizon: int) -> Prepared | None:
-        """The other series' arrays, when the features use them (same days, same cutoff)."""
-        if not self.features.companion:
-            return None
-        others = [s for s in SERIES if s != unique_id and s in history.columns]
-        if not others:
-            return None
-        return self.features.prepare(series_values(history, others[0]), history.index[0], horizon)
-
     def spec(self) -> dict[str, Any]:
         return {
             "model": self.name,
@@ -71,12 +62,11 @@ class RidgeForecaster:
     def fit(self, history: pd.DataFrame, unique_id: str) -> RidgeFitted:
         values = series_values(history, unique_id)
         prepared = self.features.prepare(values, history.index[0], horizon=0)
-        companion = self._companion(history, unique_id, horizon=0)
         last = len(values) - 1
         models = []
         for h in range(1, self.max_horizon + 1):
             anchors = np.arange(HISTORY_FOR_BASELINES, last - h + 1)
-            X, base = self.features.design(prepared, anchors, h, companion)
+            X, base = self.features.design(prepared, anchors, h)
             target = prepared.log_values[anchors + h] - base
             usable = np.isfinite(target)
             if usable.sum() < MIN_ROWS:
@@ -120,11 +110,10 @@ class RidgeFitted:
         features = self.forecaster.features
         values = series_values(history, self.unique_id)
         prepared = features.prepare(values, history.index[0], horizon)
-        companion = self.forecaster._companion(history, self.unique_id, horizon)
         cutoff = np.array([len(values) - 1])
         log_mean = np.empty(horizon)
         for h in range(1, horizon + 1):
-            X, base = features.design(prepared, cutoff, h, companion)
+            X, base = features.design(prepared, cutoff, h)
             log_mean[h - 1] = base[0] + self.models[h - 1].predict(X)[0]
         return quantile_forecast(log_mean, [m.residuals for m in self.models[:horizon]], levels)
 
