@@ -124,7 +124,9 @@ def main() -> None:
         table.to_csv(args.csv, index=False)
     if not table.empty:
         wide = table.pivot_table(index=["model"], columns=["protocol", "series"], values=["mae_h1_14", "mae_h1"], sort=False)
-        with pd.option_context("display.width", 200, "display.float_format", "{:,.0f}".format):
+        with pd.option_context(
+            "display.width", 250, "display.max_columns", None, "display.float_format", "{:,.0f}".format
+        ):
             print(wide.swaplevel(0, 1, axis=1).sort_index(axis=1, level=[0, 1], sort_remaining=False))
 
 
