@@ -8,7 +8,7 @@ from typing import Literal, Sequence
 from schemas.errors import InvalidInput
 from tasks.core.forecaster import SERIES, Forecaster
 
-STATISTICAL_MODELS = ("naive", "sarima")
+STATISTICAL_MODELS = ("naive", "sarima", "sarimax", "ridge")
 RNN_MODELS = (
     "linear", "simple_rnn", "deep_rnn", "mulvar_rnn", "multitask_rnn", "s2v_14", "seq2seq",
     "ln_rnn", "lstm", "gru", "conv_gru", "wavenet",
@@ -16,9 +16,11 @@ RNN_MODELS = (
 COMBINATION_MODELS = ("ensemble",)
 """Models made from other models' stored forecasts (``tasks/core/ensemble.py``)."""
 ALL_MODELS = STATISTICAL_MODELS + RNN_MODELS + COMBINATION_MODELS
+MODEL_TRAINING_DAYS: dict[str, int] = {"sarimax": 400, "ridge": 2557}
+"""Models whose tuned training window differs from the engine's default (182 days)."""
 
 ModelName = Literal[
-    "naive", "sarima", "linear", "simple_rnn", "deep_rnn", "mulvar_rnn", "multitask_rnn", "s2v_14",
+    "naive", "sarima", "sarimax", "ridge", "linear", "simple_rnn", "deep_rnn", "mulvar_rnn", "multitask_rnn", "s2v_14",
     "seq2seq", "ln_rnn", "lstm", "gru", "conv_gru", "wavenet", "ensemble",
 ]  # fmt: skip
 SeriesName = Literal["bus", "rail"]
@@ -31,6 +33,13 @@ class SarimaOptions:
     concentrate_scale: bool = False
 
 
+def default_training_days(model: str) -> int:
+    """The rolling window (days before and including the cutoff) a statistical model was tuned on."""
+    from tasks.core.walk_forward import DEFAULT_TRAINING_DAYS
+
+    return MODEL_TRAINING_DAYS.get(model, DEFAULT_TRAINING_DAYS)
+
+
 def is_rnn(model: str) -> bool:
     return model in RNN_MODELS
 
@@ -41,7 +50,9 @@ def is_combination(model: str) -> bool:
 
 def statistical_forecaster(model: str, sarima: SarimaOptions = SarimaOptions()) -> Forecaster:
     from tasks.core.naive import SeasonalNaiveForecaster
+    from tasks.core.ridge import RidgeForecaster
     from tasks.core.sarima import SarimaForecaster
+    from tasks.core.sarimax import SarimaxForecaster
 
     if model == "naive":
         return SeasonalNaiveForecaster()
@@ -49,6 +60,10 @@ def statistical_forecaster(model: str, sarima: SarimaOptions = SarimaOptions()) 
         return SarimaForecaster(
             order=sarima.order, seasonal_order=sarima.seasonal_order, concentrate_scale=sarima.concentrate_scale
         )
+    if model == "sarimax":
+        return SarimaxForecaster()
+    if model == "ridge":
+        return RidgeForecaster()
     raise ValueError(f"unknown statistical model {model!r}; known: {', '.join(STATISTICAL_MODELS)}")
 
 

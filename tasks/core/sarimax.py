@@ -1,0 +1,155 @@
+"""SARIMAX: the seed's SARIMA plus calendar regressors (model ``sarimax``).
+
+Regression with SARIMA errors, ``z_t = x_t' beta + u_t`` with ``u`` the seed's (1,0,0)(0,1,1,7),
+where ``x_t`` are 0/1 flags from :mod:`tasks.core.calendar_features` (known for any future date,
+so the forecast's regressors come from the calendar, never from data) and ``z`` is the series
+or its log (``log``). statsmodels' ``ARIMA(z, exog=X)`` estimates ``beta`` with the ARMA
+parameters in one likelihood. Forecasting reuses :func:`tasks.core.sarima.forecast_moments`
+on the regression residual ``u = z - X beta`` with the ARMA parameters: filtering ``z`` with the
+observation intercept ``X beta`` is filtering ``u`` with none, so the means and variances equal
+statsmodels' ``get_forecast(exog=...)`` (checked in the tests), at the cost of the seed's path.
+
+A flag that never occurs in the training window cannot be estimated and is left out of that fit
+(its effect is taken as zero). Intervals are the model's Gaussian ones (on the log scale when
+``log``, then exponentiated: a monotone map keeps the quantiles).
+
+Measured choices (``bench/bench_accuracy.py``, issue 10's protocols A and B, mean MAE over
+h = 1..14 (h = 1 in brackets where it tells more), bus / rail):
+
+* sarima, 182 days: A 45,384 / 42,561, B 53,422 / 51,611. Plus ``holiday_off_sunday``:
+  A 35,983 / 32,555, B 43,457 / 41,999. Adding the Friday and Sunday before a Monday holiday on
+  182 days: A +20 / +59, B +139 / -21 (no gain). The same single flag on 400 days:
+  A 34,420 / 30,904, B 40,498 / 39,011.
+* **every flag, 400 days**: A 27,333 / 26,259, B 33,329 / 31,652. A window of 400 days holds last
+  year's occurrence of each annual flag (the horizon's dates a year back and a margin); on 182
+  days those flags are never estimable and drop out.
+* what each group of flags buys, as the rise when it alone is dropped (A | B):
+  Sunday-service holidays (``holiday_off_sunday``, each holiday's own date, ``observed_holiday``)
+  +5,573 / +6,072 | +10,654 / +11,061; Christmas to New Year (``christmas_eve``,
+  ``christmas_week``, ``new_years_eve``, ``january_2``) +13 / +103 | +2,649 / +1,317 (A has no
+  December); Thanksgiving week (the day before, the day after, the weekend after) +136 / +205 |
+  +1,517 / +1,355; weekday-service federal holidays (``mlk_day``, ``presidents_day``,
+  ``columbus_day``) +1,008 / +656 | +840 / +273; long weekends (``bridge_day``, the Friday and
+  Sunday before a Monday holiday) -164 / +517 | -204 / +96 on the mean but +2,329 / +2,650 at
+  B's h = 1, so kept; EASTER_EVENTS
+* tried, not kept: the log scale (the likelihood optimum there has a seasonal MA of ~-1, a fixed
+  weekly profile that never adapts: A 48,517 / 48,754 with the holiday flag on 182 days, 35 %
+  worse than the level scale, where the seed's optimizer stops short of that optimum).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+from statsmodels.tsa.arima.model import ARIMA
+
+from tasks.core.calendar_features import calendar_features
+from tasks.core.direct_features import DIRECT_FLAGS
+from tasks.core.forecaster import DEFAULT_LEVELS, Forecast
+from tasks.core.sarima import SEED_ORDER, SEED_SEASONAL_ORDER, forecast_moments, model_version, series_values
+
+MODEL_NAME = "sarimax"
+SARIMAX_FLAGS = DIRECT_FLAGS
+"""Every flag the backtest kept for ``ridge``; dropping any one group made sarimax worse (module
+docstring)."""
+
+
+@dataclass(frozen=True)
+class SarimaxForecaster:
+    """Model family ``sarimax``: ``ARIMA(z, exog=calendar flags)`` on the training window."""
+
+    flags: tuple[str, ...] = SARIMAX_FLAGS
+    log: bool = True
+    order: tuple[int, int, int] = SEED_ORDER
+    seasonal_order: tuple[int, int, int, int] = SEED_SEASONAL_ORDER
+    name: str = MODEL_NAME
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "model": self.name,
+            "order": list(self.order),
+            "seasonal_order": list(self.seasonal_order),
+            "flags": list(self.flags),
+            "log": self.log,
+        }
+
+    def fit(self, history: pd.DataFrame, unique_id: str) -> SarimaxFitted:
+        z = self._transform(series_values(history, unique_id))
+        exog = calendar_features(history.index, self.flags).to_numpy()
+        used = _estimable_columns(exog, np.isfinite(z))
+        kept = tuple(self.flags[i] for i in used)
+        model = ARIMA(z, exog=exog[:, used] if used else None, order=self.order, seasonal_order=self.seasonal_order)
+        params = np.asarray(model.fit(return_params=True), dtype=np.float64)
+        beta, arma_params = params[: len(used)], params[len(used) :]
+        return SarimaxFitted(
+            forecaster=self,
+            unique_id=unique_id,
+            flags=kept,
+            beta=beta,
+            arma_params=arma_params,
+            version=model_version({**self.spec(), "fitted_flags": list(kept)}, params),
+        )
+
+    def _transform(self, values: np.ndarray) -> np.ndarray:
+        if not self.log:
+            return values
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # A day with no boardings recorded is a data fault, not a level: skip it like a gap.
+            return np.where(values > 0, np.log(values), np.nan)
+
+
+@dataclass(frozen=True, eq=False)
+class SarimaxFitted:
+    """Fitted regression coefficients (one per flag kept) and ARMA parameters."""
+
+    forecaster: SarimaxForecaster
+    unique_id: str
+    flags: tuple[str, ...]
+    beta: np.ndarray
+    arma_params: np.ndarray
+    version: str
+
+    def forecast(self, history: pd.DataFrame, horizon: int, levels: Sequence[int] = DEFAULT_LEVELS) -> Forecast:
+        if horizon < 1:
+            raise ValueError(f"horizon must be at least 1, got {horizon}")
+        spec = self.forecaster
+        z = spec._transform(series_values(history, self.unique_id))
+        future = pd.date_range(history.index[-1] + pd.Timedelta(days=1), periods=horizon, freq="D")
+        effect_past, effect_future = self._effects(history.index), self._effects(future)
+        residual_model = ARIMA(z - effect_past, order=spec.order, seasonal_order=spec.seasonal_order)
+        means, variances = forecast_moments(residual_model, self.arma_params, horizon)
+        means = means + effect_future
+        std_errors = np.sqrt(variances)
+        lower: dict[int, np.ndarray] = {}
+        upper: dict[int, np.ndarray] = {}
+        for level in levels:
+            q = norm.ppf(1.0 - (1.0 - level / 100.0) / 2.0)
+            lower[level], upper[level] = means - q * std_errors, means + q * std_errors
+        if spec.log:
+            means = np.exp(means)
+            lower = {level: np.exp(b) for level, b in lower.items()}
+            upper = {level: np.exp(b) for level, b in upper.items()}
+        return Forecast(mean=means, lower=lower, upper=upper)
+
+    def _effects(self, days: pd.DatetimeIndex) -> np.ndarray:
+        if not self.flags:
+            return np.zeros(len(days))
+        return calendar_features(days, self.flags).to_numpy() @ self.beta
+
+
+def _estimable_columns(exog: np.ndarray, observed: np.ndarray) -> list[int]:
+    """Columns that occur on an observed day and are not a copy of an earlier kept column: the
+    others have no likelihood information (an all-zero column) or none of their own."""
+    kept: list[int] = []
+    for j in range(exog.shape[1]):
+        column = exog[observed, j]
+        if not column.any():
+            continue
+        if any(np.array_equal(column, exog[observed, k]) for k in kept):
+            continue
+        kept.append(j)
+    return kept

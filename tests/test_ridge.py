@@ -1,0 +1,139 @@
+"""ridge: exact on a pure weekly pattern, sane intervals, picklable, and no leakage."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from schemas.forecasts import EngineForecastSchema
+from tasks.core.direct_features import HISTORY_FOR_BASELINES, DirectFeatures
+from tasks.core.ridge import RidgeForecaster, fit_huber_ridge
+from tasks.core.walk_forward import TrainingWindow, historical_forecasts
+
+WEEKLY_PATTERN = np.array([700.0, 710.0, 720.0, 730.0, 690.0, 400.0, 300.0]) * 1000
+START = pd.Timestamp("2016-01-04")  # a Monday
+
+
+def expected_level(index: pd.DatetimeIndex) -> np.ndarray:
+    """The weekly pattern, with Christmas and July 4 at a third of it."""
+    holiday = ((index.month == 12) & (index.day == 25)) | ((index.month == 7) & (index.day == 4))
+    return np.where(holiday, 1 / 3, 1.0) * WEEKLY_PATTERN[index.day_of_week]
+
+
+def weekly_history(days: int = 1200, noise: float = 0.03, seed: int = 5) -> pd.DataFrame:
+    """:func:`expected_level` times log-normal noise."""
+    rng = np.random.default_rng(seed)
+    index = pd.date_range(START, periods=days, freq="D", name="ds")
+    rail = expected_level(index) * np.exp(rng.normal(0, noise, days))
+    return pd.DataFrame({"rail": rail, "bus": rail * 1.2, "day_type": "W"}, index=index)
+
+
+@pytest.fixture(scope="module")
+def history() -> pd.DataFrame:
+    return weekly_history()
+
+
+def test_a_noiseless_weekly_pattern_with_holidays_is_forecast_almost_exactly():
+    """Least squares (no Huber: with no noise every holiday would count as an outlier). Not to
+    1e-9: the penalty shrinks the holidays' flags a little, and the intercept takes up the rest
+    of their effect. The windows end on different weekdays, one just before July 4."""
+    history = weekly_history(noise=0.0)
+    for days in (900, 901, 905):
+        window = history.iloc[:days]
+        forecast = RidgeForecaster(huber=0.0, penalty=1.0).fit(window, "rail").forecast(window, horizon=14)
+        future = pd.date_range(window.index[-1] + pd.Timedelta(days=1), periods=14)
+        expected = expected_level(future)
+        ordinary = expected == WEEKLY_PATTERN[future.day_of_week]
+        np.testing.assert_allclose(forecast.mean[ordinary], expected[ordinary], rtol=5e-4)
+        np.testing.assert_allclose(forecast.mean[~ordinary], expected[~ordinary], rtol=0.03)
+
+
+def test_a_known_holiday_effect_is_learned(history):
+    """Christmas at a third of its weekday: the model must forecast it far below a weekday."""
+    cutoff = pd.Timestamp("2018-12-20")
+    window = history.loc[:cutoff]
+    forecast = RidgeForecaster().fit(window, "rail").forecast(window, horizon=14)
+    christmas = (pd.Timestamp("2018-12-25") - cutoff).days - 1
+    assert forecast.mean[christmas] == pytest.approx(WEEKLY_PATTERN[1] / 3, rel=0.1)  # a Tuesday
+    assert forecast.mean[christmas - 1] == pytest.approx(WEEKLY_PATTERN[0], rel=0.1)
+
+
+def test_intervals_are_nested_contain_the_mean_and_cover_the_noise(history):
+    cutoffs = history.index[700:860:10]
+    out = historical_forecasts(history, RidgeForecaster(), ["rail"], cutoffs, horizon=14, window=TrainingWindow.rolling(700))
+    EngineForecastSchema.validate(out, lazy=True)
+    assert (out["y_lo_95"] <= out["y_lo_80"]).all() and (out["y_lo_80"] <= out["y_hat"]).all()
+    assert (out["y_hat"] <= out["y_hi_80"]).all() and (out["y_hi_80"] <= out["y_hi_95"]).all()
+    actual = history["rail"].reindex(out["ds"]).to_numpy()
+    inside = ((actual >= out["y_lo_80"]) & (actual <= out["y_hi_80"])).mean()
+    assert 0.65 <= inside <= 0.95  # 3% log noise: an 80% interval must be neither empty nor huge
+
+
+def test_values_after_the_cutoff_cannot_change_the_forecast(history):
+    cutoff = history.index[800]
+    tampered = history.copy()
+    after = tampered.index > cutoff
+    for column in ("rail", "bus"):
+        tampered.loc[after, column] = np.random.default_rng(0).normal(3e6, 1e6, after.sum())
+    forecaster = RidgeForecaster()
+    kwargs = dict(unique_ids=["rail", "bus"], cutoffs=[cutoff], horizon=14, window=TrainingWindow.rolling(730))
+    clean = historical_forecasts(history, forecaster, **kwargs)
+    dirty = historical_forecasts(tampered, forecaster, **kwargs)
+    pd.testing.assert_frame_equal(clean, dirty, check_exact=True)
+
+
+def test_features_at_an_anchor_only_read_the_past(history):
+    """The builder itself: every row for anchor a is the same whatever follows a, for every h."""
+    features = DirectFeatures()
+    values = history["rail"].to_numpy()
+    anchor = 750
+    tampered = values.copy()
+    tampered[anchor + 1 :] *= np.random.default_rng(1).uniform(0.2, 5.0, len(values) - anchor - 1)
+    clean = features.prepare(values, history.index[0], horizon=0)
+    dirty = features.prepare(tampered, history.index[0], horizon=0)
+    for h in range(1, 15):
+        x_clean, base_clean = features.design(clean, np.array([anchor]), h)
+        x_dirty, base_dirty = features.design(dirty, np.array([anchor]), h)
+        np.testing.assert_array_equal(x_clean, x_dirty)
+        np.testing.assert_array_equal(base_clean, base_dirty)
+        assert x_clean.shape == (1, features.n_columns())
+
+
+def test_huber_downweights_an_outlier_that_least_squares_follows():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(200, 1))
+    y = 0.5 * X[:, 0] + rng.normal(0, 0.01, 200)
+    y[0] += 50.0
+    robust = fit_huber_ridge(X, y, penalty=0.0, huber=1.5)
+    plain = fit_huber_ridge(X, y, penalty=0.0, huber=0.0)
+    slope = lambda model: model.coefficients[1] / model.scale[0]  # noqa: E731
+    assert abs(slope(robust) - 0.5) < 0.01 < abs(slope(plain) - 0.5)
+
+
+def test_fitted_model_pickles_and_its_version_tracks_the_fit(history):
+    window = history.iloc[:800]
+    fitted = RidgeForecaster().fit(window, "rail")
+    again = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(again.forecast(window, 14).mean, fitted.forecast(window, 14).mean)
+    assert RidgeForecaster().fit(window, "rail").version == fitted.version and len(fitted.version) == 12
+    assert RidgeForecaster().fit(history.iloc[:801], "rail").version != fitted.version
+    assert RidgeForecaster(penalty=5.0).fit(window, "rail").version != fitted.version
+
+
+def test_horizon_and_window_limits_are_clear_errors(history):
+    fitted = RidgeForecaster(max_horizon=7).fit(history.iloc[:400], "rail")
+    assert fitted.forecast(history.iloc[:400], horizon=7).mean.shape == (7,)
+    with pytest.raises(ValueError, match="horizons 1..7"):
+        fitted.forecast(history.iloc[:400], horizon=8)
+    with pytest.raises(ValueError, match="usable rows"):
+        RidgeForecaster().fit(history.iloc[: HISTORY_FOR_BASELINES + 20], "rail")
+
+
+def test_a_short_window_still_forecasts_without_last_year(history):
+    """The engine's default 182-day window has no year-ago days: those regressors are zero."""
+    window = history.iloc[600:782]
+    forecast = RidgeForecaster().fit(window, "bus").forecast(window, horizon=14)
+    assert np.all(np.isfinite(forecast.mean)) and np.all(forecast.lower[95] < forecast.upper[95])

@@ -1,0 +1,106 @@
+"""sarimax: equals statsmodels' ARIMA with exog, learns a calendar effect, and no leakage."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from statsmodels.tsa.arima.model import ARIMA
+
+from tasks.core.calendar_features import calendar_features
+from tasks.core.sarima import SEED_ORDER, SEED_SEASONAL_ORDER, SarimaForecaster
+from tasks.core.sarimax import SarimaxForecaster
+from tasks.core.walk_forward import TrainingWindow, historical_forecasts
+
+WEEKLY_PATTERN = np.array([700.0, 710.0, 720.0, 730.0, 690.0, 400.0, 300.0]) * 1000
+FLAGS = ("holiday_off_sunday", "christmas_week")
+
+
+def seasonal_history(start: str = "2019-06-03", days: int = 240, seed: int = 3) -> pd.DataFrame:
+    """A weekly pattern plus AR(1) noise; Sunday-service holidays at 40% of their weekday."""
+    rng = np.random.default_rng(seed)
+    index = pd.date_range(start, periods=days, freq="D", name="ds")
+    noise = np.zeros(days)
+    shocks = rng.normal(0, 15_000, days)
+    for t in range(1, days):
+        noise[t] = 0.6 * noise[t - 1] + shocks[t]
+    holiday = calendar_features(index, ("holiday_off_sunday",))["holiday_off_sunday"].to_numpy()
+    rail = WEEKLY_PATTERN[index.day_of_week] * np.where(holiday > 0, 0.4, 1.0) + noise
+    return pd.DataFrame({"rail": rail, "bus": rail * 1.3, "day_type": "W"}, index=index)
+
+
+@pytest.fixture(scope="module")
+def history() -> pd.DataFrame:
+    return seasonal_history()
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_forecast_equals_statsmodels_get_forecast_with_exog(history, log):
+    """The residual-filter shortcut changes nothing: same parameters, same moments."""
+    window = history.iloc[:200]
+    forecaster = SarimaxForecaster(flags=FLAGS, log=log)
+    fitted = forecaster.fit(window, "rail")
+    assert fitted.flags == ("holiday_off_sunday",)  # no Christmas week before the cutoff: left out
+    z = window["rail"].to_numpy()
+    z = np.log(z) if log else z
+    exog = calendar_features(window.index, fitted.flags).to_numpy()
+    future = pd.date_range(window.index[-1] + pd.Timedelta(days=1), periods=14)
+    model = ARIMA(z, exog=exog, order=SEED_ORDER, seasonal_order=SEED_SEASONAL_ORDER)
+    params = np.concatenate([fitted.beta, fitted.arma_params])
+    expected = model.filter(params).get_forecast(14, exog=calendar_features(future, fitted.flags).to_numpy())
+    transform = np.exp if log else (lambda x: x)
+    forecast = fitted.forecast(window, horizon=14)
+    np.testing.assert_allclose(forecast.mean, transform(expected.predicted_mean), rtol=1e-9)
+    for level in (80, 95):
+        bounds = expected.conf_int(alpha=1 - level / 100)
+        np.testing.assert_allclose(forecast.lower[level], transform(bounds[:, 0]), rtol=1e-9)
+        np.testing.assert_allclose(forecast.upper[level], transform(bounds[:, 1]), rtol=1e-9)
+
+
+def test_fitted_parameters_are_statsmodels_own(history):
+    window = history.iloc[:200]
+    fitted = SarimaxForecaster(flags=("holiday_off_sunday",), log=False).fit(window, "rail")
+    exog = calendar_features(window.index, ("holiday_off_sunday",)).to_numpy()
+    model = ARIMA(window["rail"].to_numpy(), exog=exog, order=SEED_ORDER, seasonal_order=SEED_SEASONAL_ORDER)
+    np.testing.assert_array_equal(np.concatenate([fitted.beta, fitted.arma_params]), model.fit(return_params=True))
+
+
+def test_a_holiday_in_the_horizon_is_forecast_low_where_sarima_misses_it(history):
+    cutoff = pd.Timestamp("2019-11-24")  # Thanksgiving 2019-11-28 is h = 4
+    window = history.loc[:cutoff]
+    thanksgiving = 3
+    with_flags = SarimaxForecaster(flags=("holiday_off_sunday",)).fit(window, "rail").forecast(window, 14)
+    without = SarimaForecaster().fit(window, "rail").forecast(window, 14)
+    actual = history.loc["2019-11-28", "rail"]
+    assert abs(with_flags.mean[thanksgiving] - actual) < 0.25 * abs(without.mean[thanksgiving] - actual)
+
+
+def test_values_after_the_cutoff_cannot_change_the_forecast(history):
+    cutoff = history.index[199]
+    tampered = history.copy()
+    after = tampered.index > cutoff
+    tampered.loc[after, "rail"] = np.random.default_rng(0).normal(3e6, 1e6, after.sum())
+    kwargs = dict(unique_ids=["rail"], cutoffs=[cutoff], horizon=14, window=TrainingWindow.rolling(182))
+    clean = historical_forecasts(history, SarimaxForecaster(), **kwargs)
+    dirty = historical_forecasts(tampered, SarimaxForecaster(), **kwargs)
+    pd.testing.assert_frame_equal(clean, dirty, check_exact=True)
+
+
+def test_intervals_nested_pickles_and_version_tracks_the_flags(history):
+    window = history.iloc[:200]
+    fitted = SarimaxForecaster().fit(window, "rail")
+    forecast = pickle.loads(pickle.dumps(fitted)).forecast(window, 14)
+    np.testing.assert_array_equal(forecast.mean, fitted.forecast(window, 14).mean)
+    assert np.all(forecast.lower[95] < forecast.lower[80]) and np.all(forecast.lower[80] < forecast.mean)
+    assert np.all(forecast.mean < forecast.upper[80]) and np.all(forecast.upper[80] < forecast.upper[95])
+    assert fitted.version == SarimaxForecaster().fit(window, "rail").version
+    assert fitted.version != SarimaxForecaster(flags=("holiday_off_sunday",)).fit(window, "rail").version
+
+
+def test_sarima_is_untouched_by_sarimax(history):
+    """The seed's model keeps its spec, so its versions (a hash of the spec) do not move."""
+    assert SarimaForecaster().spec() == {
+        "model": "sarima", "order": [1, 0, 0], "seasonal_order": [0, 1, 1, 7], "trend": None, "concentrate_scale": False,
+    }  # fmt: skip
