@@ -18,7 +18,7 @@ from storage import Store
 from schemas.errors import InvalidInput, Unavailable
 from tasks.core.ensemble import MODEL_NAME as ENSEMBLE
 from tasks.core.ensemble import EnsembleSpec
-from tasks.core.models import STATISTICAL_MODELS, check_models, check_series, is_combination, is_rnn
+from tasks.core.models import MODEL_TRAINING_DAYS, STATISTICAL_MODELS, check_models, check_series, is_combination, is_rnn
 from tasks.core.walk_forward import TrainingWindow, fallbacks
 from tasks.ensemble import forecast_ensemble
 from tasks.evaluate import ReportOutcome, evaluate, leaderboard_window, publish_report
@@ -78,6 +78,14 @@ def training_window(settings: Settings, train_start: date | None, train_days: in
     if settings.sarima_train_days is not None:
         return TrainingWindow.rolling(settings.sarima_train_days)
     return TrainingWindow.expanding(pd.Timestamp(settings.sarima_train_start))
+
+
+def model_window(model: str, configured: TrainingWindow) -> TrainingWindow:
+    """The training window of a statistical model: its own tuned one where it has one (sarimax,
+    ridge), else the configured SARIMA window (settings, --train-start / --train-days)."""
+    if model in MODEL_TRAINING_DAYS:
+        return TrainingWindow.rolling(MODEL_TRAINING_DAYS[model])
+    return configured
 
 
 def default_models(settings: Settings) -> list[str]:
@@ -159,6 +167,7 @@ def _forecast_chunks(
         for chunk in chunks:
             yield chunk, forecast_ensemble(store, history, ensemble_spec(settings), series, chunk, settings.horizon)
         return
+    window = model_window(model, window)
     submitted = [
         (chunk, walk_forward.submit(history, model, series, chunk, settings.horizon, window, settings.workers))
         for chunk in chunks[:1]
