@@ -43,7 +43,7 @@ def test_one_step_windows_pair_each_window_with_the_following_day():
 def test_multitask_targets_are_bus_and_rail_of_the_next_day():
     config = ModelConfig.for_architecture("multitask_rnn", seq_length=4)
     inputs, targets = supervised_windows(counting_history(10), config, "rail", DIVIDE_BY_MILLION)
-    assert inputs.shape == (6, 4, 2 + 3 + len(calendar_features(pd.DatetimeIndex([])).columns))
+    assert inputs.shape == (6, 4, 2 + 3 + len(calendar_features(pd.DatetimeIndex(["2019-06-03"])).columns))
     np.testing.assert_array_equal(targets[0], [40, 4])
 
 
@@ -180,7 +180,7 @@ def test_seq2seq_window_before_thanksgiving_carries_the_calendar_of_each_target_
 
 def test_multitask_input_row_holds_the_next_days_calendar():
     config = ModelConfig.for_architecture("multitask_rnn", seq_length=7)
-    assert config.calendar_flags == tuple(calendar_features(pd.DatetimeIndex([])).columns)
+    assert config.calendar_flags == tuple(calendar_features(pd.DatetimeIndex(["2019-06-03"])).columns)
     dates = pd.DatetimeIndex(["2019-11-27", "2019-11-28", "2019-12-23"])
     rows = calendar_matrix(dates, config)
     names = config.calendar_columns()
@@ -219,3 +219,25 @@ def test_calendar_flags_are_pinned_and_unknown_ones_refused():
         ModelConfig.for_architecture("simple_rnn", calendar="target_days")
     with pytest.raises(ValueError, match="target_days"):
         ModelConfig.for_architecture("mulvar_rnn", calendar_flags=("holiday_off_sunday",))
+
+
+def test_a_flag_added_to_calendar_features_reaches_new_configs_only(monkeypatch):
+    import tasks.core.rnn.config as config_module
+    import tasks.core.rnn.windows as windows_module
+
+    before = ModelConfig.for_architecture("multitask_rnn", seq_length=4)
+    dates = pd.DatetimeIndex(["2019-11-27", "2019-12-31"])
+    rows_before = calendar_matrix(dates, before)
+
+    def with_new_flag(days):
+        features = calendar_features(days)
+        features["payday"] = 1.0
+        return features
+
+    monkeypatch.setattr(config_module, "calendar_features", with_new_flag)
+    monkeypatch.setattr(windows_module, "calendar_features", with_new_flag)
+    after = ModelConfig.for_architecture("multitask_rnn", seq_length=4)
+    assert after.calendar_flags == (*before.calendar_flags, "payday")
+    assert after.calendar_columns()[-1] == "day+1_payday"
+    np.testing.assert_array_equal(calendar_matrix(dates, after)[:, :-1], rows_before)
+    np.testing.assert_array_equal(calendar_matrix(dates, before), rows_before)  # pinned: unchanged
