@@ -33,17 +33,22 @@ SEED_SPLIT = ("2016-01-01", "2018-12-31", "2019-01-01", "2019-05-31")
 BOOK_MAE = {"linear": 37_866, "simple_rnn": 29_015, "deep_rnn": 31_211, "mulvar_rnn": 22_062, "seq2seq": 31_385}
 DEFAULT_MODELS = (
     "linear", "simple_rnn", "deep_rnn", "mulvar_rnn", "multitask_rnn", "s2v_14", "seq2seq", "lstm", "gru",
-    "mulvar_rnn+std+adam", "multitask_rnn+std+adam",
+    "mulvar_rnn+std+adam", "multitask_rnn+std+adam", "multitask_rnn+std+adam+calendar", "seq2seq+calendar",
 )
-# name -> (architecture, ModelConfig overrides, TrainingConfig overrides); plain names: the seed's recipe.
+# name -> (architecture, ModelConfig overrides, TrainingConfig overrides); plain names: the seed's
+# recipe and inputs (the next day's type only, whatever calendar inputs production uses).
 IMPROVED = ({"scaling": "standardize"}, {"optimizer": "adam", "learning_rate": 1e-3})
+SEED_INPUTS = {"calendar": "next_day_type"}
+CALENDAR = {"calendar": "target_days"}  # day type and calendar_features flags of each target day
 VARIANTS = {
-    "mulvar_rnn+std+adam": ("mulvar_rnn", *IMPROVED),
-    "multitask_rnn+std+adam": ("multitask_rnn", *IMPROVED),
-    "seq2seq+std+adam": ("seq2seq", *IMPROVED),
+    "mulvar_rnn+std+adam": ("mulvar_rnn", {**IMPROVED[0], **SEED_INPUTS}, IMPROVED[1]),
+    "multitask_rnn+std+adam": ("multitask_rnn", {**IMPROVED[0], **SEED_INPUTS}, IMPROVED[1]),
+    "seq2seq+std+adam": ("seq2seq", {**IMPROVED[0], **SEED_INPUTS}, IMPROVED[1]),
+    "multitask_rnn+std+adam+calendar": ("multitask_rnn", {**IMPROVED[0], **CALENDAR}, IMPROVED[1]),
+    "seq2seq+calendar": ("seq2seq", CALENDAR, {}),
 }
 SEED_CHECK = (("mulvar_rnn", "mulvar_rnn+std+adam"), (42, 1, 2))
-PRODUCTION_SET = ("multitask_rnn+std+adam", "seq2seq")
+PRODUCTION_SET = ("multitask_rnn+std+adam+calendar", "seq2seq+calendar")
 
 
 def real_csv_path() -> Path:
@@ -68,7 +73,7 @@ def load_history(path: Path) -> pd.DataFrame:
 def bundle_for(name: str, max_epochs: int, patience: int, seed: int = 42):
     from tasks.core.rnn import ConfigBundle, ModelConfig, TrainingConfig
 
-    architecture, model_overrides, training_overrides = VARIANTS.get(name, (name, {}, {}))
+    architecture, model_overrides, training_overrides = VARIANTS.get(name, (name, SEED_INPUTS, {}))
     return ConfigBundle(
         ModelConfig.for_architecture(architecture, **model_overrides),
         TrainingConfig(max_epochs=max_epochs, patience=patience, seed=seed, **training_overrides),
@@ -123,7 +128,7 @@ def notebook_pipeline(history: pd.DataFrame, architecture: str, max_epochs: int,
     from tasks.core.rnn import ModelConfig, build_model
     from tasks.core.rnn.windows import Scaler, feature_matrix, target_matrix
 
-    config = ModelConfig.for_architecture(architecture)
+    config = ModelConfig.for_architecture(architecture, **SEED_INPUTS)
     scaler = Scaler.for_training(config, history)  # fixed: riders / 1e6, as in the notebook
     if config.spec.outputs != "one_step":
         raise SystemExit("the notebook-pipeline comparison covers one-step models")

@@ -74,6 +74,7 @@ def test_architecture_trains_saves_reloads_in_safe_mode_and_forecasts_identicall
 
     card = fitted.card
     assert card["architecture"] == architecture and card["unique_id"] == "rail"
+    assert len(card["inputs"]) == fitted.network.input_shape[-1]  # the card names every input
     assert card["split"]["validation_end"] == history.index[-1].date().isoformat()
     assert len(card["validation"]["by_h"]) == 14 and np.isfinite(card["validation_mae"])
 
@@ -108,7 +109,7 @@ def test_a_rerun_with_the_same_seed_gives_identical_forecasts_and_version(archit
     assert other_seed.version != first.version
 
 
-@pytest.mark.parametrize("architecture", ["mulvar_rnn", "seq2seq"])
+@pytest.mark.parametrize("architecture", ["mulvar_rnn", "multitask_rnn", "seq2seq"])
 def test_forecast_at_a_cutoff_ignores_data_after_it(architecture):
     full = tiny_history(days=180)
     cutoff = full.index[149]

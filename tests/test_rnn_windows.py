@@ -7,9 +7,11 @@ import pandas as pd
 import pytest
 
 from tasks.core.calendar import day_types
+from tasks.core.calendar_features import calendar_features
 from tasks.core.rnn.config import ConfigBundle, DataSplit, ModelConfig, TrainingConfig
 from tasks.core.rnn.windows import (
     Scaler,
+    calendar_matrix,
     data_fingerprint,
     feature_matrix,
     last_index_of_each_day_type,
@@ -41,7 +43,7 @@ def test_one_step_windows_pair_each_window_with_the_following_day():
 def test_multitask_targets_are_bus_and_rail_of_the_next_day():
     config = ModelConfig.for_architecture("multitask_rnn", seq_length=4)
     inputs, targets = supervised_windows(counting_history(10), config, "rail", DIVIDE_BY_MILLION)
-    assert inputs.shape == (6, 4, 5)
+    assert inputs.shape == (6, 4, 2 + 3 + len(calendar_features(pd.DatetimeIndex(["2019-06-03"])).columns))
     np.testing.assert_array_equal(targets[0], [40, 4])
 
 
@@ -83,8 +85,9 @@ def test_next_day_type_comes_from_the_calendar_not_the_following_row():
     assert one_hot.sum(axis=1).tolist() == [1] * 10
 
 
-def test_features_up_to_a_cutoff_ignore_every_row_after_it():
-    config = ModelConfig.for_architecture("mulvar_rnn")
+@pytest.mark.parametrize("architecture", ["mulvar_rnn", "multitask_rnn", "seq2seq"])
+def test_features_up_to_a_cutoff_ignore_every_row_after_it(architecture):
+    config = ModelConfig.for_architecture(architecture)
     history = counting_history(30)
     cutoff = history.index[19]
     perturbed = history.copy()
@@ -146,3 +149,95 @@ def test_scalers_fixed_and_standardized_round_trip_riders():
     np.testing.assert_allclose(units.std(axis=0), 1, atol=1e-6)
     np.testing.assert_allclose(standard.to_riders(units[:, 1], "rail"), history["rail"], atol=2.0)
     assert Scaler.from_dict(standard.as_dict()) == standard
+
+
+def columns_of(config: ModelConfig, row: np.ndarray, prefix: str) -> dict[str, float]:
+    names = config.input_columns("rail")
+    return {name[len(prefix) :]: float(row[i]) for i, name in enumerate(names) if name.startswith(prefix)}
+
+
+def test_seq2seq_window_before_thanksgiving_carries_the_calendar_of_each_target_day():
+    config = ModelConfig.for_architecture("seq2seq", seq_length=7)
+    history = counting_history(60, start="2019-11-01")
+    inputs, _ = supervised_windows(history, config, "rail", DIVIDE_BY_MILLION)
+    window = list(history.index).index(pd.Timestamp("2019-11-27")) - 7 + 1  # last input day: Wed 11-27
+    last_step = inputs[window, -1]
+    assert len(last_step) == 2 + 14 * (3 + len(config.calendar_flags))
+    thanksgiving = columns_of(config, last_step, "day+1_")
+    assert thanksgiving["type_U"] == 1 and thanksgiving["type_W"] == 0
+    assert thanksgiving["holiday_off_sunday"] == 1 and thanksgiving["day_after_thanksgiving"] == 0
+    friday = columns_of(config, last_step, "day+2_")
+    assert friday["day_after_thanksgiving"] == 1 and friday["type_W"] == 1 and friday["holiday_off_sunday"] == 0
+    assert columns_of(config, last_step, "day+4_")["type_U"] == 1  # Sunday 12-01
+    # Each day+k block is calendar_features of the date itself: any flag added there flows in.
+    for lead in range(1, 15):
+        day = pd.DatetimeIndex([pd.Timestamp("2019-11-27") + pd.Timedelta(days=lead)])
+        block = columns_of(config, last_step, f"day+{lead}_")
+        assert {k: block[k] for k in config.calendar_flags} == calendar_features(day).iloc[0].to_dict()
+    # The step before looks one day less far: its day+2 is Thanksgiving.
+    assert columns_of(config, inputs[window, -2], "day+2_")["holiday_off_sunday"] == 1
+
+
+def test_multitask_input_row_holds_the_next_days_calendar():
+    config = ModelConfig.for_architecture("multitask_rnn", seq_length=7)
+    assert config.calendar_flags == tuple(calendar_features(pd.DatetimeIndex(["2019-06-03"])).columns)
+    dates = pd.DatetimeIndex(["2019-11-27", "2019-11-28", "2019-12-23"])
+    rows = calendar_matrix(dates, config)
+    names = config.calendar_columns()
+    assert rows.shape == (3, 3 + len(config.calendar_flags))
+    assert rows[0, names.index("day+1_holiday_off_sunday")] == 1
+    assert rows[1, names.index("day+1_day_after_thanksgiving")] == 1
+    assert rows[2, names.index("day+1_christmas_to_new_year")] == 1 and rows[2, names.index("day+1_type_W")] == 1
+
+
+def test_configs_without_calendar_fields_keep_the_seeds_next_day_inputs():
+    """What a card written before calendar inputs deserialises to: the network's original inputs."""
+    legacy = ConfigBundle.from_dict(
+        {"model": {"architecture": "multitask_rnn", "seq_length": 4, "scaling": "standardize"}, "training": {}}
+    ).model
+    assert legacy.calendar == "next_day_type" and legacy.calendar_flags == ()
+    assert legacy.input_columns("bus") == ("bus", "rail", "next_day_A", "next_day_U", "next_day_W")
+    history = counting_history(10)
+    features = feature_matrix(history, legacy, "bus", DIVIDE_BY_MILLION)
+    np.testing.assert_array_equal(features[:, 2:], next_day_one_hot(history.index))
+    # The other ten architectures keep the seed's inputs by default.
+    assert ModelConfig.for_architecture("mulvar_rnn").input_columns("rail") == legacy.input_columns("rail")
+    assert ModelConfig.for_architecture("lstm").calendar == "next_day_type"
+
+
+def test_calendar_flags_are_pinned_and_unknown_ones_refused():
+    config = ModelConfig.for_architecture("seq2seq", calendar_flags=("holiday_off_sunday",), horizon=3)
+    again = ConfigBundle.from_dict(ConfigBundle(config).as_dict()).model
+    assert again == config and again.calendar_columns()[:4] == (
+        "day+1_type_A", "day+1_type_U", "day+1_type_W", "day+1_holiday_off_sunday",
+    )
+    assert calendar_matrix(pd.DatetimeIndex(["2019-05-26"]), config).shape == (1, 3 * 4)
+    gone = ModelConfig.for_architecture("seq2seq", calendar_flags=("flag_removed_since",))
+    with pytest.raises(ValueError, match="no longer provides"):
+        calendar_matrix(pd.DatetimeIndex(["2019-05-26"]), gone)
+    with pytest.raises(ValueError, match="no calendar inputs"):
+        ModelConfig.for_architecture("simple_rnn", calendar="target_days")
+    with pytest.raises(ValueError, match="target_days"):
+        ModelConfig.for_architecture("mulvar_rnn", calendar_flags=("holiday_off_sunday",))
+
+
+def test_a_flag_added_to_calendar_features_reaches_new_configs_only(monkeypatch):
+    import tasks.core.rnn.config as config_module
+    import tasks.core.rnn.windows as windows_module
+
+    before = ModelConfig.for_architecture("multitask_rnn", seq_length=4)
+    dates = pd.DatetimeIndex(["2019-11-27", "2019-12-31"])
+    rows_before = calendar_matrix(dates, before)
+
+    def with_new_flag(days):
+        features = calendar_features(days)
+        features["payday"] = 1.0
+        return features
+
+    monkeypatch.setattr(config_module, "calendar_features", with_new_flag)
+    monkeypatch.setattr(windows_module, "calendar_features", with_new_flag)
+    after = ModelConfig.for_architecture("multitask_rnn", seq_length=4)
+    assert after.calendar_flags == (*before.calendar_flags, "payday")
+    assert after.calendar_columns()[-1] == "day+1_payday"
+    np.testing.assert_array_equal(calendar_matrix(dates, after)[:, :-1], rows_before)
+    np.testing.assert_array_equal(calendar_matrix(dates, before), rows_before)  # pinned: unchanged

@@ -14,15 +14,29 @@ from typing import Any, Literal, Mapping
 
 import pandas as pd
 
+from tasks.core.calendar_features import calendar_features
+
 InputKind = Literal["univariate", "multivariate"]
 # one_step: predicts day t+1 (iterated for longer horizons); vector: t+1..t+H from the last step;
 # sequence: t'+1..t'+H at every time step t' of the window (seq2seq training, the last step serves).
 OutputKind = Literal["one_step", "vector", "sequence"]
 
+# What a multivariate model reads from the calendar at each input day:
+# next_day_type: the seed's one-hot day type of the following day. Cards written before calendar
+#   inputs existed have no "calendar" key and mean this, so it must stay the dataclass default.
+# target_days: the day type one-hot and every calendar_features flag of each day the output at
+#   that step forecasts: the next day (one-step models, again at each iteration) or the next H days
+#   (vector and sequence models). Dates only, so days after the cutoff are known without data.
+CalendarInputs = Literal["next_day_type", "target_days"]
+
 SERIES_COLUMNS = ("bus", "rail")
-#: Order of the multivariate input columns, as the seed's ``pd.get_dummies`` produced them.
-MULTIVARIATE_COLUMNS = ("bus", "rail", "next_day_A", "next_day_U", "next_day_W")
+#: Order of the day-type one-hot, as the seed's ``pd.get_dummies`` produced it.
 NEXT_DAY_TYPES = ("A", "U", "W")
+
+
+def current_calendar_flags() -> tuple[str, ...]:
+    """Every flag ``calendar_features`` provides today: a new flag reaches the next training."""
+    return tuple(calendar_features(pd.DatetimeIndex(["2000-01-03"])).columns)
 
 
 @dataclass(frozen=True)
@@ -35,6 +49,7 @@ class ArchitectureSpec:
     multitask: bool = False  # predicts bus and rail together (one_step only)
     seq_length: int = 56
     layers: int = 1
+    calendar: CalendarInputs = "next_day_type"
 
 
 ARCHITECTURES: dict[str, ArchitectureSpec] = {
@@ -42,9 +57,10 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
     "simple_rnn": ArchitectureSpec("univariate", "one_step", 0.05),
     "deep_rnn": ArchitectureSpec("univariate", "one_step", 0.01, layers=3),
     "mulvar_rnn": ArchitectureSpec("multivariate", "one_step", 0.05),
-    "multitask_rnn": ArchitectureSpec("multivariate", "one_step", 0.02, multitask=True),
+    # The production pair reads the calendar of its target days (issue 10); the others the seed's.
+    "multitask_rnn": ArchitectureSpec("multivariate", "one_step", 0.02, multitask=True, calendar="target_days"),
     "s2v_14": ArchitectureSpec("multivariate", "vector", 0.02),
-    "seq2seq": ArchitectureSpec("multivariate", "sequence", 0.1),
+    "seq2seq": ArchitectureSpec("multivariate", "sequence", 0.1, calendar="target_days"),
     "ln_rnn": ArchitectureSpec("multivariate", "sequence", 0.1),
     "lstm": ArchitectureSpec("multivariate", "sequence", 0.1),
     "gru": ArchitectureSpec("multivariate", "sequence", 0.1),
@@ -72,6 +88,10 @@ class ModelConfig:
     # with Adam it beat the seed's recipe on every seed tried (see IMPROVED_RECIPE).
     scaling: Literal["fixed", "standardize"] = "fixed"
     scale: float = 1e6
+    calendar: CalendarInputs = "next_day_type"
+    # Pinned when the config is made (None: every current flag), so a trained model keeps reading
+    # the flags it learned even after calendar_features gains new ones.
+    calendar_flags: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -83,13 +103,23 @@ class ModelConfig:
         if self.architecture == "conv_gru" and (self.seq_length - self.conv_kernel) % self.conv_stride:
             # Otherwise the last convolution output does not end on the window's last day.
             raise ValueError("conv_gru needs (seq_length - conv_kernel) divisible by conv_stride")
+        if self.calendar not in ("next_day_type", "target_days"):
+            raise ValueError(f"unknown calendar inputs {self.calendar!r}: 'next_day_type' or 'target_days'")
+        if self.calendar == "target_days" and self.spec.inputs == "univariate":
+            raise ValueError(f"{self.architecture} reads one series only: it takes no calendar inputs")
+        flags = self.calendar_flags
+        if self.calendar == "next_day_type" and flags:
+            raise ValueError("calendar flags need calendar='target_days'")
+        if flags is None:
+            flags = current_calendar_flags() if self.calendar == "target_days" else ()
+        object.__setattr__(self, "calendar_flags", tuple(flags))
 
     @classmethod
     def for_architecture(cls, architecture: str, **overrides: Any) -> "ModelConfig":
         if architecture not in ARCHITECTURES:
             raise ValueError(f"unknown architecture {architecture!r}; known: {sorted(ARCHITECTURES)}")
         spec = ARCHITECTURES[architecture]
-        defaults = {"seq_length": spec.seq_length, "layers": spec.layers}
+        defaults = {"seq_length": spec.seq_length, "layers": spec.layers, "calendar": spec.calendar}
         return cls(architecture=architecture, **{**defaults, **overrides})
 
     @property
@@ -100,8 +130,24 @@ class ModelConfig:
         """Ridership columns the inputs read (the rest of the inputs come from the calendar)."""
         return (unique_id,) if self.spec.inputs == "univariate" else ("bus", "rail")
 
+    @property
+    def calendar_lead_days(self) -> int:
+        """How many days after each input day its calendar inputs describe."""
+        if self.calendar == "next_day_type" or self.spec.outputs == "one_step":
+            return 1
+        return self.horizon
+
+    def calendar_columns(self) -> tuple[str, ...]:
+        """Names of the calendar inputs, in the order the windows hold them."""
+        if self.spec.inputs == "univariate":
+            return ()
+        if self.calendar == "next_day_type":
+            return tuple(f"next_day_{code}" for code in NEXT_DAY_TYPES)
+        per_day = (*(f"type_{code}" for code in NEXT_DAY_TYPES), *self.calendar_flags)
+        return tuple(f"day+{lead}_{name}" for lead in range(1, self.calendar_lead_days + 1) for name in per_day)
+
     def input_columns(self, unique_id: str) -> tuple[str, ...]:
-        return (unique_id,) if self.spec.inputs == "univariate" else MULTIVARIATE_COLUMNS
+        return self.series_columns(unique_id) + self.calendar_columns()
 
     def target_columns(self, unique_id: str) -> tuple[str, ...]:
         return ("bus", "rail") if self.spec.multitask else (unique_id,)
@@ -185,6 +231,10 @@ class ConfigBundle:
     def from_dict(cls, payload: Mapping[str, Any]) -> "ConfigBundle":
         model = dict(payload["model"])
         model["wavenet_dilations"] = tuple(model.get("wavenet_dilations", ModelConfig.wavenet_dilations))
+        # A card without "calendar" predates calendar inputs: the dataclass default (the seed's
+        # next-day type, no flags) is what that network was trained on.
+        if model.get("calendar_flags") is not None:
+            model["calendar_flags"] = tuple(model["calendar_flags"])
         return cls(ModelConfig(**model), TrainingConfig(**payload["training"]))
 
     def digest(self) -> str:

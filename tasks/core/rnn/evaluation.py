@@ -3,7 +3,7 @@
 Every architecture answers h = 1..H: sequence and vector models read their H outputs at the
 window's last day; one-step models feed each prediction back as the next day's input. Inputs a
 one-step model needs but does not predict are filled without looking past the cutoff: future
-day types from the calendar, and (``mulvar_rnn``) the other series by its latest value on a day
+calendar inputs from the dates, and (``mulvar_rnn``) the other series by its latest value on a day
 of the same day type at or before the cutoff.
 """
 
@@ -16,13 +16,13 @@ import numpy as np
 import pandas as pd
 
 from tasks.core.calendar import day_types
-from tasks.core.rnn.config import MULTIVARIATE_COLUMNS, ModelConfig
+from tasks.core.rnn.config import SERIES_COLUMNS, ModelConfig
 from tasks.core.rnn.windows import (
     Scaler,
+    calendar_matrix,
     feature_matrix,
     input_windows,
     last_index_of_each_day_type,
-    next_day_one_hot,
     require_daily,
     slice_days,
 )
@@ -96,9 +96,9 @@ def _iterate_one_step(
                 predicted[:, targets.index(name)]
                 if name in targets
                 else _same_day_type_value(features[:, column], latest_of_type, origins, day)
-                for column, name in enumerate(MULTIVARIATE_COLUMNS[:2])
+                for column, name in enumerate(SERIES_COLUMNS)
             ]
-            row = np.concatenate([np.stack(series, axis=1), next_day_one_hot(day)], axis=1).astype(np.float32)
+            row = np.concatenate([np.stack(series, axis=1), calendar_matrix(day, config)], axis=1).astype(np.float32)
         windows = np.concatenate([windows[:, 1:], row[:, None, :]], axis=1)
     return paths
 

@@ -32,7 +32,10 @@ from tasks.core.rnn.promotion import should_promote
 from tasks.core.rnn.training import TrainingOutcome, fit_network
 from tasks.core.rnn.windows import Scaler, data_fingerprint, slice_days, supervised_windows
 
-CARD_SCHEMA = 1
+# 2: the config records its calendar inputs and the card lists the input columns. A schema-1 card
+# (next-day type only) still loads: its config's defaults are the inputs it was trained on.
+CARD_SCHEMA = 2
+READABLE_CARD_SCHEMAS = (1, 2)
 
 
 @dataclass
@@ -46,14 +49,28 @@ class RnnFitted:
 
     def __post_init__(self) -> None:
         self.bundle = ConfigBundle.from_dict(self.card["config"])
+        self._check_inputs()
         scaler = Scaler.from_dict(self.card["scaler"])
         self.trained = TrainedNetwork(self.network, self.bundle.model, str(self.card["unique_id"]), scaler)
+
+    def _check_inputs(self) -> None:
+        # Features are rebuilt from the config at every forecast: refuse a card whose config would
+        # build other inputs than the network was trained on, rather than forecast from them.
+        unique_id = str(self.card["unique_id"])
+        expected = self.bundle.model.input_columns(unique_id)
+        recorded = tuple(self.card.get("inputs", expected))
+        takes = self.network.input_shape[-1]
+        if recorded != expected or takes != len(expected):
+            raise ValueError(
+                f"{self.card.get('model')}/{unique_id} {self.card.get('version')}: its config builds inputs "
+                f"{list(expected)}, but the card records {list(recorded)} and the network takes {takes} features"
+            )
 
     @classmethod
     def from_saved(cls, network: keras.Model, card: Mapping[str, Any]) -> "RnnFitted":
         """Wrap a network loaded from the registry with the card saved beside it."""
-        if card.get("schema") != CARD_SCHEMA:
-            raise ValueError(f"unsupported model card schema {card.get('schema')!r}")
+        if card.get("schema") not in READABLE_CARD_SCHEMAS:
+            raise ValueError(f"unsupported model card schema {card.get('schema')!r} (readable: {READABLE_CARD_SCHEMAS})")
         return cls(network, dict(card))
 
     @property
@@ -183,6 +200,7 @@ def model_card(
         "unique_id": unique_id,
         "architecture": bundle.model.architecture,
         "config": bundle.as_dict(),
+        "inputs": list(bundle.model.input_columns(unique_id)),
         "cutoff": split.cutoff.date().isoformat(),
         "split": split.as_dict(),
         "windows": {"train": window_counts[0], "validation": window_counts[1]},

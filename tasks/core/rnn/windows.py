@@ -1,8 +1,8 @@
 """Model inputs as plain numpy arrays, built once per training instead of by tf.data window ops.
 
-Day types always come from :func:`tasks.core.calendar.day_types` of the dates themselves, so the
-"next day type" feature of the cutoff row is known without reading any row after the cutoff
-(the seed's ``day_type.shift(-1)`` would read it from the future row).
+Calendar inputs (day types, :func:`tasks.core.calendar_features.calendar_features` flags) always
+come from the dates themselves, so those of the days after the cutoff are known without reading
+any row after it (the seed's ``day_type.shift(-1)`` would read the next day type from the future row).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tasks.core.calendar import day_types
+from tasks.core.calendar_features import calendar_features
 from tasks.core.rnn.config import NEXT_DAY_TYPES, SERIES_COLUMNS, ModelConfig
 
 ONE_DAY = pd.Timedelta(days=1)
@@ -38,6 +39,31 @@ def next_day_one_hot(dates: pd.DatetimeIndex) -> np.ndarray:
     """One-hot (A, U, W) of the day type of the day after each date, from the calendar."""
     following = day_types(pd.DatetimeIndex(dates) + ONE_DAY)
     return np.stack([following == code for code in NEXT_DAY_TYPES], axis=1).astype(np.float32)
+
+
+def day_calendar(days: pd.DatetimeIndex, flags: tuple[str, ...]) -> np.ndarray:
+    """(days, 3 + flags): the one-hot day type (A, U, W) and the given calendar flags of each date."""
+    days = pd.DatetimeIndex(days)
+    features = calendar_features(days)
+    missing = [flag for flag in flags if flag not in features.columns]
+    if missing:
+        # A model must read exactly the flags it was trained on; guessing a stand-in would be silent.
+        raise ValueError(
+            f"the model was trained with calendar flags {missing} that calendar_features no longer provides: retrain it"
+        )
+    types = day_types(days)
+    one_hot = np.stack([types == code for code in NEXT_DAY_TYPES], axis=1)
+    return np.concatenate([one_hot, features[list(flags)].to_numpy()], axis=1).astype(np.float32)
+
+
+def calendar_matrix(dates: pd.DatetimeIndex, config: ModelConfig) -> np.ndarray:
+    """(dates, calendar inputs) float32: for each input date, the calendar of the days after it
+    that ``config`` reads (see :attr:`ModelConfig.calendar_columns` for the order)."""
+    dates = pd.DatetimeIndex(dates)
+    if config.calendar == "next_day_type":
+        return next_day_one_hot(dates)
+    blocks = [day_calendar(dates + lead * ONE_DAY, config.calendar_flags) for lead in range(1, config.calendar_lead_days + 1)]
+    return np.concatenate(blocks, axis=1)
 
 
 @dataclass(frozen=True)
@@ -81,7 +107,7 @@ def feature_matrix(frame: pd.DataFrame, config: ModelConfig, unique_id: str, sca
     series = scaler.to_model(frame[list(columns)].to_numpy(dtype=np.float64), columns)
     if config.spec.inputs == "univariate":
         return series
-    return np.concatenate([series, next_day_one_hot(frame.index)], axis=1)
+    return np.concatenate([series, calendar_matrix(frame.index, config)], axis=1)
 
 
 def target_matrix(frame: pd.DataFrame, config: ModelConfig, unique_id: str, scaler: Scaler) -> np.ndarray:
