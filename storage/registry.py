@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from schemas.errors import InvalidInput
 from storage.fs import Root
 
 if TYPE_CHECKING:  # keras is imported lazily: listing versions or reading cards needs no TensorFlow
@@ -35,6 +36,18 @@ MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
 CHAMPION_FILE = "champion.json"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+CARD_KEYS = frozenset(
+    {
+        "architecture", "config", "cutoff", "data_fingerprint", "inputs", "libraries", "model", "promotion", "scaler",
+        "schema", "seed", "split", "trained_at", "training", "unique_id", "validation", "validation_mae",
+        "validation_mape", "version", "windows",
+    }
+)  # fmt: skip
+"""The top-level keys of a card as training writes it (``tasks/core/rnn/forecaster.py``)."""
+
+
+class TamperedCard(InvalidInput):
+    """A model card that training did not write: refused rather than trusted."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +110,21 @@ class ModelRegistry:
         ]
 
     def read_card(self, model: str, unique_id: str, version: str) -> dict[str, Any]:
-        return json.loads(self.root.read_bytes(f"{self._version_dir(model, unique_id, version)}/{CARD_FILE}"))
+        """A version's card; a card that is not a JSON object, or whose top-level keys are not the
+        ones training writes, is refused (``TamperedCard``): cards steer loading and promotion."""
+        path = f"{self._version_dir(model, unique_id, version)}/{CARD_FILE}"
+        try:
+            card = json.loads(self.root.read_bytes(path))
+        except ValueError as error:
+            raise TamperedCard(f"{self.root.url(path)}: not JSON ({error})") from None
+        if not isinstance(card, dict):
+            raise TamperedCard(f"{self.root.url(path)}: not a JSON object")
+        unexpected = sorted(set(card) - CARD_KEYS)
+        if unexpected:
+            raise TamperedCard(f"{self.root.url(path)}: unexpected key(s) {', '.join(unexpected)}")
+        if str(card.get("version")) != version:
+            raise TamperedCard(f"{self.root.url(path)}: names version {card.get('version')!r}, stored as {version!r}")
+        return card
 
     def update_card(self, model: str, unique_id: str, card: Mapping[str, Any]) -> None:
         """Rewrite a stored version's card (e.g. to record its promotion decision)."""

@@ -75,3 +75,25 @@ def test_tampered_keras_model_with_a_lambda_layer_is_refused(tmp_path: Path):
     (folder / "card.json").write_text('{"version": "20190101-tampered"}')
     with pytest.raises(ValueError, match="(?i)lambda|safe_mode"):
         store.registry.load("multitask_rnn", "rail", "20190101-tampered")
+
+
+@pytest.mark.slow
+def test_tampered_cards_are_refused_and_training_writes_only_known_keys(tmp_path: Path):
+    from storage.registry import CARD_KEYS, TamperedCard
+    from tests.test_registry import tiny_history, train_linear
+
+    store = Store.open(str(tmp_path / "storage"))
+    fitted = train_linear(tiny_history())
+    assert set(fitted.card) | {"promotion"} <= CARD_KEYS  # the allow-list follows what training writes
+    version = store.registry.save("linear", "rail", fitted.network, {**fitted.card, "promotion": None})
+    card = Path(store.root.path) / "models" / "linear" / "rail" / version / "card.json"
+    good = card.read_text()
+    for tampered, problem in (
+        (good.replace('"seed"', '"__class__"'), "unexpected key"),
+        ("[1, 2, 3]", "not a JSON object"),
+        ("{not json", "not JSON"),
+        (good.replace(f'"version": "{version}"', '"version": "20990101-other"'), "names version"),
+    ):
+        card.write_text(tampered)
+        with pytest.raises(TamperedCard, match=problem):
+            store.registry.read_card("linear", "rail", version)
