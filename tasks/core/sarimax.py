@@ -39,12 +39,14 @@ h = 1..14 (h = 1 in brackets where it tells more), bus / rail):
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from statsmodels.tsa.arima.model import ARIMA
 
 from tasks.core.calendar_features import calendar_features
@@ -83,7 +85,11 @@ class SarimaxForecaster:
         used = _estimable_columns(exog, np.isfinite(z))
         kept = tuple(self.flags[i] for i in used)
         model = ARIMA(z, exog=exog[:, used] if used else None, order=self.order, seasonal_order=self.seasonal_order)
-        params = np.asarray(model.fit(return_params=True), dtype=np.float64)
+        with warnings.catch_warnings():
+            # The log-scale likelihood with a dozen flags often stops at L-BFGS's iteration cap:
+            # those last iterates are what the backtest measured, so the warning is noise here.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            params = np.asarray(model.fit(return_params=True), dtype=np.float64)
         beta, arma_params = params[: len(used)], params[len(used) :]
         return SarimaxFitted(
             forecaster=self,
