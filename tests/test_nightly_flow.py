@@ -16,6 +16,7 @@ import pytest
 from flows.backfill import backfill
 from flows.nightly import logical_run_date, nightly, nightly_cutoff
 from storage import Store
+from tasks.core.models import STATISTICAL_MODELS
 from tests.synthetic import as_raw_csv, synthetic_clean
 
 
@@ -52,7 +53,7 @@ def test_nightly_twice_leaves_same_forecasts_and_metrics(synthetic_source: Store
     assert (first.cutoff, first.lag_days) == ("2019-04-06", 3)
     forecasts = store.forecasts.read()
     assert set(forecasts["cutoff"]) == {pd.Timestamp("2019-04-06")}
-    assert len(forecasts) == 2 * 2 * 14  # naive + sarima, bus + rail
+    assert len(forecasts) == len(STATISTICAL_MODELS) * 2 * 14  # every statistical model, bus + rail
     backfill(start=date(2019, 3, 20), end=date(2019, 4, 6), models=["naive", "sarima"])  # matured targets to score
     first = nightly(run_date=date(2019, 4, 10))
     metrics_file = next(Path(store.metrics.path).rglob("*.parquet"))
@@ -64,7 +65,7 @@ def test_nightly_twice_leaves_same_forecasts_and_metrics(synthetic_source: Store
 
     assert not store.metrics.read(eval_date=pd.Timestamp("2019-04-06")).empty
     second = nightly(run_date=date(2019, 4, 10))
-    assert second.progress.stored == {"naive": 0, "sarima": 0}
+    assert second.progress.stored == {model: 0 for model in STATISTICAL_MODELS}
     assert {p: p.read_bytes() for p in Path(store.forecasts.path).rglob("*.parquet")} == first_files
     assert metrics_file.read_bytes() == first_metrics
 

@@ -31,7 +31,9 @@ h = 1..14 (h = 1 in brackets where it tells more), bus / rail):
   +1,517 / +1,355; weekday-service federal holidays (``mlk_day``, ``presidents_day``,
   ``columbus_day``) +1,008 / +656 | +840 / +273; long weekends (``bridge_day``, the Friday and
   Sunday before a Monday holiday) -164 / +517 | -204 / +96 on the mean but +2,329 / +2,650 at
-  B's h = 1, so kept; EASTER_EVENTS
+  B's h = 1, so kept; Easter (``good_friday``, ``holy_week``, ``easter_sunday``) +5,987 / +1,414 |
+  +1,933 / +521; the parade and Marathon days (``st_patricks_parade``, ``marathon_sunday``,
+  ``pride_sunday``) +160 / +2,743 | +61 / +2,284 (rail: crowds ride trains). Every group helps.
 * tried, not kept: the log scale (the likelihood optimum there has a seasonal MA of ~-1, a fixed
   weekly profile that never adapts: A 48,517 / 48,754 with the holiday flag on 182 days, 35 %
   worse than the level scale, where the seed's optimizer stops short of that optimum).
