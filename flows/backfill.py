@@ -54,7 +54,7 @@ def backfill(
         end: Last run date (YYYY-MM-DD), included. The report is written for this run date.
         models: Models to forecast with. Default (empty): naive, sarima, sarimax, ridge, the production RNNs
             from RIDERSHIP_RNN_MODELS (multitask_rnn unless set; set empty: none) and the
-            ensemble of RIDERSHIP_ENSEMBLE_MEMBERS (ridge, sarimax, multitask_rnn unless set;
+            ensemble of RIDERSHIP_ENSEMBLE_MEMBERS (ridge, sarimax unless set;
             set empty: no ensemble). RNNs are retrained every 7 days inside the range.
         series: Series to forecast. Default (empty): RIDERSHIP_SERIES (bus, rail unless set).
         overwrite: Recompute cutoffs already stored and replace their files. Default false:

@@ -67,7 +67,7 @@ def backtest(
         every: days between cutoffs (default 3).
         models: models to compare. Default (empty): the production set, as a backfill's: naive,
             sarima, sarimax, ridge, the RNNs from RIDERSHIP_RNN_MODELS (multitask_rnn unless set)
-            and the ensemble of RIDERSHIP_ENSEMBLE_MEMBERS (ridge, sarimax, multitask_rnn unless set).
+            and the ensemble of RIDERSHIP_ENSEMBLE_MEMBERS (ridge, sarimax unless set).
         series: series to forecast. Default (empty): RIDERSHIP_SERIES (bus, rail unless set).
         overwrite: recompute cutoffs already stored in this backtest (default: skip them).
     """

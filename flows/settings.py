@@ -49,8 +49,8 @@ class Settings:
     rnn_validation_days: int = 151
     rnn_max_epochs: int = 500
     retrain_weekday: int = 0  # Monday
-    ensemble_members: tuple[str, ...] = ("ridge", "sarimax", "multitask_rnn")
-    ensemble_method: str = "median"
+    ensemble_members: tuple[str, ...] = ("ridge", "sarimax")
+    ensemble_method: str = "inverse_mae"
     mape_alert_threshold: float = 15.0
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
 
@@ -77,7 +77,7 @@ class Settings:
         RIDERSHIP_RNN_MAX_EPOCHS    epoch cap for RNN training (default: 500)
         RIDERSHIP_RETRAIN_WEEKDAY   weekday of the weekly RNN retrain, 0=Monday (default: 0)
         RIDERSHIP_ENSEMBLE_MEMBERS  models the ensemble combines (default: see Settings; empty: no ensemble)
-        RIDERSHIP_ENSEMBLE_METHOD   mean, median or inverse_mae (default: median)
+        RIDERSHIP_ENSEMBLE_METHOD   mean, median or inverse_mae (default: inverse_mae)
         RIDERSHIP_MAPE_ALERT        28-day MAPE (%) above which a model is flagged (default: 15)
         RIDERSHIP_WORKERS           worker processes for parallel fits (default: CPU count)
         """
