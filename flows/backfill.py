@@ -52,9 +52,9 @@ def backfill(
         start: First run date (YYYY-MM-DD). Its cutoff, the last day of data its forecasts use,
             is the day before.
         end: Last run date (YYYY-MM-DD), included. The report is written for this run date.
-        models: Models to forecast with. Default (empty): naive, sarima, sarimax, ridge, the production RNNs
+        models: Models to forecast with. Default (empty): naive, sarima, sarimax, sarimax_log, ridge, the production RNNs
             from RIDERSHIP_RNN_MODELS (multitask_rnn unless set; set empty: none) and the
-            ensemble of RIDERSHIP_ENSEMBLE_MEMBERS (ridge, sarimax unless set;
+            ensemble of RIDERSHIP_ENSEMBLE_MEMBERS (ridge, sarimax_log unless set;
             set empty: no ensemble). RNNs are retrained every 7 days inside the range.
         series: Series to forecast. Default (empty): RIDERSHIP_SERIES (bus, rail unless set).
         overwrite: Recompute cutoffs already stored and replace their files. Default false:

@@ -66,8 +66,8 @@ def backtest(
         end: last cutoff, YYYY-MM-DD (inclusive).
         every: days between cutoffs (default 3).
         models: models to compare. Default (empty): the production set, as a backfill's: naive,
-            sarima, sarimax, ridge, the RNNs from RIDERSHIP_RNN_MODELS (multitask_rnn unless set)
-            and the ensemble of RIDERSHIP_ENSEMBLE_MEMBERS (ridge, sarimax unless set).
+            sarima, sarimax, sarimax_log, ridge, the RNNs from RIDERSHIP_RNN_MODELS (multitask_rnn unless set)
+            and the ensemble of RIDERSHIP_ENSEMBLE_MEMBERS (ridge, sarimax_log unless set).
         series: series to forecast. Default (empty): RIDERSHIP_SERIES (bus, rail unless set).
         overwrite: recompute cutoffs already stored in this backtest (default: skip them).
     """

@@ -49,7 +49,7 @@ class Settings:
     rnn_validation_days: int = 151
     rnn_max_epochs: int = 500
     retrain_weekday: int = 0  # Monday
-    ensemble_members: tuple[str, ...] = ("ridge", "sarimax")
+    ensemble_members: tuple[str, ...] = ("ridge", "sarimax_log")
     ensemble_method: str = "inverse_mae"
     mape_alert_threshold: float = 15.0
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)

@@ -77,15 +77,19 @@ def test_a_holiday_in_the_horizon_is_forecast_low_where_sarima_misses_it(history
     assert abs(with_flags.mean[thanksgiving] - actual) < 0.25 * abs(without.mean[thanksgiving] - actual)
 
 
-def test_values_after_the_cutoff_cannot_change_the_forecast(history):
+@pytest.mark.parametrize("model", ["sarimax", "sarimax_log"])
+def test_values_after_the_cutoff_cannot_change_the_forecast(history, model):
+    from tasks.core.models import statistical_forecaster
+
     cutoff = history.index[199]
     tampered = history.copy()
     after = tampered.index > cutoff
     tampered.loc[after, "rail"] = np.random.default_rng(0).normal(3e6, 1e6, after.sum())
     kwargs = dict(unique_ids=["rail"], cutoffs=[cutoff], horizon=14, window=TrainingWindow.rolling(182))
-    clean = historical_forecasts(history, SarimaxForecaster(), **kwargs)
-    dirty = historical_forecasts(tampered, SarimaxForecaster(), **kwargs)
+    clean = historical_forecasts(history, statistical_forecaster(model), **kwargs)
+    dirty = historical_forecasts(tampered, statistical_forecaster(model), **kwargs)
     pd.testing.assert_frame_equal(clean, dirty, check_exact=True)
+    assert (clean["model"] == model).all()
 
 
 def test_intervals_nested_pickles_and_version_tracks_the_flags(history):
