@@ -27,7 +27,8 @@ def store(storage_root: str, monkeypatch) -> Store:
 
 
 def test_backtest_stores_apart_ranks_models_and_resumes(store: Store):
-    summary = backtest(name="spring", start=date(2019, 3, 1), end=date(2019, 3, 20), every=3, series=["rail", "bus"])
+    models = ["naive", "sarima", "ensemble"]
+    summary = backtest(name="spring", start=date(2019, 3, 1), end=date(2019, 3, 20), every=3, models=models, series=["rail", "bus"])
     expected = set(pd.date_range("2019-03-01", "2019-03-19", freq="3D"))
     assert summary.models == ["naive", "sarima", "ensemble"]
     assert store.forecasts.read().empty  # production forecasts untouched
@@ -45,7 +46,7 @@ def test_backtest_stores_apart_ranks_models_and_resumes(store: Store):
     assert board["mae_all"].gt(0).all() and board["count_all"].gt(0).all()
     assert "report.md" in store.backtest("spring").reports.files(pd.Timestamp("2019-03-20"))
 
-    again = backtest(name="spring", start=date(2019, 3, 1), end=date(2019, 3, 20), every=3, series=["rail", "bus"])
+    again = backtest(name="spring", start=date(2019, 3, 1), end=date(2019, 3, 20), every=3, models=models, series=["rail", "bus"])
     assert again.progress.stored == {"naive": 0, "sarima": 0, "ensemble": 0}
     pd.testing.assert_frame_equal(store.backtest("spring").forecasts.read(), stored)
 

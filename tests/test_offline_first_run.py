@@ -23,6 +23,7 @@ from schemas.errors import DegradedRun, Unavailable
 from storage import Store
 from storage.fs import Root
 from tasks.core.cleaning import read_raw_csv, validate_batch
+from tasks.core.models import STATISTICAL_MODELS
 from tests.synthetic import as_raw_csv, synthetic_clean
 from tests.test_source import closed_port
 
@@ -68,7 +69,7 @@ def test_nightly_on_an_empty_store_completes_and_says_which_data(offline: Store)
     summary = nightly(run_date=date(2019, 4, 8))
     assert summary.ingest_error is None
     assert summary.data_used.startswith("bundled offline snapshot used")
-    assert set(offline.forecasts.read()["model"]) == {"naive", "sarima"}
+    assert set(offline.forecasts.read()["model"]) == set(STATISTICAL_MODELS)  # RNNs and ensemble off here
     report = offline.reports.read_text(pd.Timestamp("2019-04-08"), "report.md")
     assert "bundled offline snapshot used" in report
 
