@@ -86,10 +86,14 @@ def test_kills_at_random_moments_lose_nothing(tmp_path: Path, prefect_api_url: s
     assert run.returncode == 0, run.stderr[-3000:]
 
     rng = random.Random(SEED)
-    # Most kills anywhere; a few late, where the short metrics and report phases are.
-    moments = [rng.uniform(0.1, 1.0) for _ in range(KILLS - 4)] + [rng.uniform(0.8, 1.0) for _ in range(4)]
-    phases = []
-    for moment in moments:
+    phases: list[str] = []
+    # Kill until KILLS runs were really cut (a try can outrun its moment when the machine's load
+    # drops); most moments anywhere in the run, every third late, where the short metrics and
+    # report phases are. Bounded: at most twice as many tries.
+    for attempt in range(2 * KILLS):
+        if sum(p != "finished before the kill" for p in phases) >= KILLS:
+            break
+        moment = rng.uniform(0.75, 0.95) if attempt % 3 == 2 else rng.uniform(0.05, 0.9)
         # --overwrite: every run does the whole work again (fits, replacing stored files, metrics,
         # report), so a kill lands anywhere in it, also mid-replacement of a file readers use.
         process = subprocess.Popen(
@@ -106,7 +110,7 @@ def test_kills_at_random_moments_lose_nothing(tmp_path: Path, prefect_api_url: s
         process.wait()
         check_every_file(crashed, clean_bytes)
     print(f"uninterrupted run {duration:.1f} s; phases at the kills: {phases}")
-    assert sum(p != "finished before the kill" for p in phases) >= KILLS - 2
+    assert sum(p != "finished before the kill" for p in phases) >= KILLS
 
     final = subprocess.run(command(), env=environment(tmp_path / "crashed", prefect_api_url), capture_output=True, text=True, timeout=900)
     assert final.returncode == 0, final.stderr[-3000:]
