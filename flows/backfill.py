@@ -70,7 +70,7 @@ def backfill(
     """
     check_backfill_parameters(start, end, models, series, train_start, train_days)
     settings = Settings.from_env()
-    store = Store.open_writable(settings.storage)
+    store = Store.open_writable(settings.storage, settings.lock_policy())
     remove_interrupted_writes(store)
     chosen_models = list(models or default_models(settings))
     chosen_series = list(series or settings.series)

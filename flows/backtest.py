@@ -74,7 +74,7 @@ def backtest(
     check_backfill_parameters(start, end, models, series)
     cutoffs = backtest_cutoffs(start, end, every)
     settings = Settings.from_env()
-    main = Store.open_writable(settings.storage)
+    main = Store.open_writable(settings.storage, settings.lock_policy())
     store = main.backtest(name)
     remove_interrupted_writes(main)
     chosen_models = list(models or default_models(settings))

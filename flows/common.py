@@ -192,8 +192,11 @@ def score_and_report(
     latest_cutoff: pd.Timestamp | None = None,
     artifact_prefix: str = "ridership",
 ) -> ReportOutcome:
-    metrics = evaluate(store, eval_date, settings.horizon, target_range)
-    return publish_report(
-        store, metrics, run_date, eval_date, settings.horizon, settings.mape_alert_threshold, data_note,
-        window=leaderboard_window(target_range), latest_cutoff=latest_cutoff, artifact_prefix=artifact_prefix,
-    )
+    # One scoring at a time per root: the last to score reads every forecast stored by the runs
+    # that finished forecasting before it, so the metrics and report left behind are complete.
+    with store.lock("scores", f"scoring at {eval_date.date()} for run date {run_date.date()}"):
+        metrics = evaluate(store, eval_date, settings.horizon, target_range)
+        return publish_report(
+            store, metrics, run_date, eval_date, settings.horizon, settings.mape_alert_threshold, data_note,
+            window=leaderboard_window(target_range), latest_cutoff=latest_cutoff, artifact_prefix=artifact_prefix,
+        )

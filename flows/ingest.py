@@ -31,7 +31,7 @@ def ingest(source: str | None = None, storage: str | None = None) -> IngestSumma
     """
     settings = Settings.from_env()
     source = source or settings.source
-    store = Store.open_writable(storage or settings.storage)
+    store = Store.open_writable(storage or settings.storage, settings.lock_policy())
     remove_interrupted_writes(store)
     ingested_at = datetime.now(timezone.utc)
     raw = _fetch(store, source, settings)

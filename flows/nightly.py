@@ -67,7 +67,7 @@ def nightly(run_date: date | None = None) -> NightlySummary:
     """
     logger = get_run_logger()
     settings = Settings.from_env()
-    store = Store.open_writable(settings.storage)
+    store = Store.open_writable(settings.storage, settings.lock_policy())
     day = logical_run_date(run_date, flow_run.scheduled_start_time, datetime.now(SERVICE_TIMEZONE))
 
     ingest_state = ingest(return_state=True)

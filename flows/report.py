@@ -21,7 +21,7 @@ def report(start: date | None = None, end: date | None = None) -> ReportOutcome:
     if start is not None and end is not None and end < start:
         raise InvalidInput(f"end {end} is before start {start}")
     settings = Settings.from_env()
-    store = Store.open_writable(settings.storage)
+    store = Store.open_writable(settings.storage, settings.lock_policy())
     last_actual = load_required_history(store).index.max()
     eval_date = min(pd.Timestamp(end), last_actual) if end is not None else last_actual
     target_range = (pd.Timestamp(start), eval_date) if start is not None else None

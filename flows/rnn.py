@@ -73,7 +73,7 @@ def retrain_models(models: list[str] | None = None, cutoff: date | None = None) 
     ``cutoff`` (default: the last service date) and promote those that beat their champion."""
     check_models(models or [])
     settings = Settings.from_env()
-    store = Store.open_writable(settings.storage)
+    store = Store.open_writable(settings.storage, settings.lock_policy())
     history = load_required_history(store)
     at = pd.Timestamp(cutoff) if cutoff is not None else history.index.max()
     return [

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from storage.locks import LockPolicy
+
 PORTAL_CSV_URL = "https://data.cityofchicago.org/api/views/6iiy-9s97/rows.csv?accessType=DOWNLOAD"
 OFFLINE_SNAPSHOT_FILE = "CTA_-_Ridership_-_Daily_Boarding_Totals.csv.gz"
 
@@ -53,6 +55,10 @@ class Settings:
     ensemble_method: str = "inverse_mae"
     mape_alert_threshold: float = 15.0
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # Runs sharing a root queue for the short read-merge-write sections (storage/locks.py):
+    # a nightly waits out a long scoring of a backfill rather than failing.
+    lock_wait_s: float = 1800.0
+    lock_lease_s: float = 900.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -80,6 +86,8 @@ class Settings:
         RIDERSHIP_ENSEMBLE_METHOD   mean, median or inverse_mae (default: inverse_mae)
         RIDERSHIP_MAPE_ALERT        28-day MAPE (%) above which a model is flagged (default: 15)
         RIDERSHIP_WORKERS           worker processes for parallel fits (default: CPU count)
+        RIDERSHIP_LOCK_WAIT_S       how long a run waits for another run's storage lease (default: 1800)
+        RIDERSHIP_LOCK_LEASE_S      a lease older than this belongs to a dead run and is broken (default: 900)
         """
         env = os.environ if environ is None else environ
         defaults = cls()
@@ -105,7 +113,12 @@ class Settings:
             ensemble_method=env.get("RIDERSHIP_ENSEMBLE_METHOD", defaults.ensemble_method),
             mape_alert_threshold=float(env.get("RIDERSHIP_MAPE_ALERT", defaults.mape_alert_threshold)),
             workers=int(env.get("RIDERSHIP_WORKERS", defaults.workers)),
+            lock_wait_s=float(env.get("RIDERSHIP_LOCK_WAIT_S", defaults.lock_wait_s)),
+            lock_lease_s=float(env.get("RIDERSHIP_LOCK_LEASE_S", defaults.lock_lease_s)),
         )
+
+    def lock_policy(self) -> LockPolicy:
+        return LockPolicy(wait_s=self.lock_wait_s, lease_s=self.lock_lease_s)
 
 
 # Prefect defaults this job ships with; an explicit environment variable always wins.

@@ -6,12 +6,14 @@ Open one :class:`Store` on the storage root and ask it for tables by meaning.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 
 from schemas.errors import InvalidInput
 
 from storage.forecasts import ForecastStore, MetricsStore
 from storage.fs import Root
+from storage.locks import Lease, LockPolicy, StorageLocks
 from storage.reports import ReportStore
 from storage.ridership import RidershipStore
 
@@ -32,18 +34,24 @@ class Store:
 
     root: Root
     data_root: Root | None = None
+    lock_policy: LockPolicy = field(default_factory=LockPolicy)
 
     @classmethod
-    def open(cls, url: str) -> "Store":
-        return cls(root=Root.from_url(url))
+    def open(cls, url: str, lock_policy: LockPolicy | None = None) -> "Store":
+        return cls(root=Root.from_url(url), lock_policy=lock_policy or LockPolicy())
 
     @classmethod
-    def open_writable(cls, url: str) -> "Store":
+    def open_writable(cls, url: str, lock_policy: LockPolicy | None = None) -> "Store":
         """Open a root a run will write to; raises ``StorageUnavailable`` (one line) up front
         rather than after hours of fitting."""
-        store = cls.open(url)
+        store = cls.open(url, lock_policy)
         store.root.check_writable()
         return store
+
+    def lock(self, name: str, purpose: str) -> AbstractContextManager[Lease]:
+        """A lease on ``name`` under this root for a read-merge-write section that another run
+        on the same root may also be in (see :mod:`storage.locks`)."""
+        return StorageLocks(self.root, self.lock_policy).hold(name, purpose)
 
     def remove_interrupted_writes(self) -> list[str]:
         """Temporary files of writes cut by a crash, older than an hour: deleted, their URLs returned."""
@@ -58,7 +66,7 @@ class Store:
         (so production forecasts and champions are never touched), the main clean series."""
         check_backtest_name(name)
         root = Root(fs=self.root.fs, path=self.root.join(BACKTESTS, name))
-        return Store(root=root, data_root=self.data_root or self.root)
+        return Store(root=root, data_root=self.data_root or self.root, lock_policy=self.lock_policy)
 
     @property
     def ridership(self) -> RidershipStore:

@@ -70,6 +70,10 @@ class Root:
     def read_bytes(self, path: str) -> bytes:
         return self.fs.cat_file(path)
 
+    def modified(self, path: str) -> float:
+        """A file's modification time, seconds since the epoch."""
+        return _modified(self.fs.info(path))
+
     def write_bytes_atomic(self, path: str, data: bytes) -> None:
         parent = path.rsplit("/", 1)[0]
         # Hidden (leading dot) and not ending in the final extension, so neither pyarrow's

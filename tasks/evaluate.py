@@ -13,7 +13,9 @@ from schemas.metrics import range_window_name
 from storage import Store
 from tasks.core.artifacts import artifact_key, leaderboard_artifact_rows
 from tasks.core.report import render_report
-from tasks.core.scoring import DEFAULT_ALERT_WINDOW, leaderboard, mape_alerts, range_window, score_forecasts, trailing_windows
+from tasks.core.scoring import (
+    DEFAULT_ALERT_WINDOW, leaderboard, mape_alerts, range_window, range_windows_named, score_forecasts, trailing_windows,
+)  # fmt: skip
 
 PLOT_WEEKS = 8
 
@@ -45,8 +47,15 @@ def evaluate(
     target_range: tuple[pd.Timestamp, pd.Timestamp] | None = None,
 ) -> pd.DataFrame:
     """Score every stored forecast whose target falls in a window ending at ``eval_date`` (and in
-    ``target_range``, a backfill's run dates); store the metrics under that evaluation date."""
+    ``target_range``, a backfill's run dates); store the metrics under that evaluation date.
+
+    The range windows other runs scored at the same evaluation date are scored again too: a
+    backfill that overlaps another may have scored while the other was still storing forecasts
+    in its range, and the partition is replaced whole. So the last scoring of a date leaves
+    every window of it computed from everything stored (callers hold the ``scores`` lease)."""
     windows = _windows(eval_date, target_range)
+    earlier = store.metrics.read(eval_date=eval_date)["window"].unique()
+    windows += [w for w in range_windows_named(earlier) if w.name not in {v.name for v in windows}]
     first_target = min(w.start for w in windows)
     last_target = max(w.end for w in windows)
     forecasts = store.forecasts.read(

@@ -135,11 +135,14 @@ def merge_clean(
     quarantine_path: str | None,
 ) -> IngestSummary:
     source = raw.origin
-    merged = merge_into_clean(store.ridership.read_clean(), batch.valid)
-    if merged.changed:
-        if not merged.revisions.empty:
-            store.ridership.write_revisions(merged.revisions, source, ingested_at)
-        store.ridership.write_clean(merged.clean)
+    # Read, merge and write under a lease: another run ingesting into the same root between our
+    # read and our write would otherwise have its rows dropped by our write.
+    with store.lock("clean", f"ingest of {source}"):
+        merged = merge_into_clean(store.ridership.read_clean(), batch.valid)
+        if merged.changed:
+            if not merged.revisions.empty:
+                store.ridership.write_revisions(merged.revisions, source, ingested_at)
+            store.ridership.write_clean(merged.clean)
     dates = merged.clean["service_date"]
     return IngestSummary(
         source=source,

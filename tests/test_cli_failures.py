@@ -4,8 +4,10 @@ An unexpected error (a corrupt store) keeps its traceback."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -40,6 +42,8 @@ CASES = [
      {"RIDERSHIP_STORAGE": "{tmp}/empty-storage"}, Unavailable.exit_code, "no clean data under"),
     ("nightly from stale data", ["nightly", "--run-date", "2019-04-10"], {"RIDERSHIP_SOURCE": "{refused}"},
      DegradedRun.exit_code, "degraded: nightly 2019-04-10: forecasts and report written from the last good data"),
+    ("storage lease held by another run", ["ingest"], {"RIDERSHIP_STORAGE": "{tmp}/locked-storage", "RIDERSHIP_LOCK_WAIT_S": "2"},
+     Unavailable.exit_code, "storage lock 'clean' ({tmp}/locked-storage/locks/clean.lock) is held by other-host:42 (ingest of"),
 ]  # fmt: skip
 
 
@@ -49,6 +53,11 @@ def workspace(tmp_path: Path, prefect_api_url: str):
     Store.open(str(storage)).ridership.write_clean(synthetic_clean(end="2019-04-06"))
     (tmp_path / "wrong.csv").write_text("date,riders\n2019-01-08,5\n")
     (tmp_path / "a-file").write_text("not a folder")
+    locked = tmp_path / "locked-storage"
+    Store.open(str(locked)).ridership.write_clean(synthetic_clean(end="2019-04-06"))
+    (locked / "locks").mkdir()
+    lease = {"token": "t", "holder": "other-host:42", "purpose": "ingest of portal.csv", "expires_at": time.time() + 3600}
+    (locked / "locks" / "clean.lock").write_text(json.dumps(lease))
     env = {
         **os.environ, "PREFECT_API_URL": prefect_api_url, "RIDERSHIP_STORAGE": str(storage),
         "RIDERSHIP_RNN_MODELS": "", "RIDERSHIP_WORKERS": "1", "RIDERSHIP_SOURCE": str(tmp_path / "good.csv"),

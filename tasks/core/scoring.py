@@ -56,6 +56,16 @@ def trailing_windows(eval_date: pd.Timestamp | str, days: Sequence[int] = TRAILI
     return [Window(trailing_window_name(d), end - pd.Timedelta(days=d - 1), end) for d in days]
 
 
+def range_windows_named(names: Sequence[str]) -> list[Window]:
+    """The range windows among metrics ``window`` names (``range:START..END``), rebuilt."""
+    windows = []
+    for name in names:
+        if name.startswith("range:"):
+            start, end = name.removeprefix("range:").split("..")
+            windows.append(range_window(start, end))
+    return windows
+
+
 def range_window(start: pd.Timestamp | str, end: pd.Timestamp | str) -> Window:
     """An explicit window (a backfill's range of target dates), both ends inclusive."""
     first, last = _midnight(start), _midnight(end)
