@@ -14,9 +14,10 @@ kinds of storage offer: ``O_CREAT | O_EXCL`` on a local or network disk, a condi
 (host, pid, purpose) and an expiry. Release deletes the file if it still holds our token.
 
 A waiter polls until ``wait_s`` has passed, then gives up with :class:`StorageLocked` (exit 3,
-one line naming the holder). A lease past its expiry belongs to a killed run: the first waiter
-to create ``locks/<name>.lock.broken-<token>`` (also exclusive, so once per lease) deletes it
-and then competes for the lease like anyone else. The expiry must exceed the longest section
+one line naming the holder). A lease past its expiry belongs to a killed run, and so does one
+taken on this machine by a process that no longer exists: the first waiter to create
+``locks/<name>.lock.broken-<token>`` (also exclusive, so once per lease) deletes it and then
+competes for the lease like anyone else. The expiry must exceed the longest section
 held (a retrain: minutes; an ingest merge or a scoring: seconds).
 """
 
@@ -111,7 +112,7 @@ class StorageLocks:
             if create_exclusive(self.root, path, json.dumps(body).encode()):
                 return Lease(name, token, holder, purpose, expires_at, time.monotonic() - started)
             current = self._read(path)
-            if current is not None and current.get("expires_at", 0) < time.time():
+            if current is not None and (current.get("expires_at", 0) < time.time() or _holder_is_dead(current)):
                 self._break(path, current)
                 continue
             if time.monotonic() - started >= self.policy.wait_s:
@@ -146,6 +147,21 @@ class StorageLocks:
         current = self._read(path)
         if current is not None and current.get("token") == stale.get("token"):
             self.root.remove(path)
+
+
+def _holder_is_dead(lease: dict) -> bool:
+    """True when the lease was taken on this machine by a process that no longer exists (a run
+    killed here): no need to wait for its expiry. A holder on another machine cannot be checked."""
+    host, _, pid = str(lease.get("holder", "")).rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _held_message(name: str, url: str, current: dict | None, waited: float) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -89,6 +90,21 @@ def test_an_expired_lease_is_broken_once_and_taken(tmp_path: Path):
         held = json.loads(root.read_bytes(root.join(LOCKS, "clean.lock")))
         assert held["token"] == lease.token
     assert root.listdir(root.join(LOCKS)) == ["clean.lock.broken-dead"]
+
+
+def test_a_lease_of_a_process_gone_from_this_machine_is_broken_at_once(tmp_path: Path):
+    root = Root.from_url(str(tmp_path))
+    gone = multiprocessing.get_context("fork").Process(target=time.sleep, args=(0,))
+    gone.start()
+    gone.join()
+    lease = {"token": "killed", "holder": f"{socket.gethostname()}:{gone.pid}", "purpose": "killed run", "expires_at": time.time() + 3600}
+    _write_lease(root, "scores", json.dumps(lease).encode())
+    with StorageLocks(root, LockPolicy(wait_s=2, lease_s=3600)).hold("scores", "rerun") as mine:
+        assert mine.waited_s < 2
+    alive = {**lease, "token": "alive", "holder": f"{socket.gethostname()}:{os.getpid()}"}
+    _write_lease(root, "scores", json.dumps(alive).encode())
+    with pytest.raises(StorageLocked):
+        StorageLocks(root, LockPolicy(wait_s=0.5, lease_s=3600)).acquire("scores", "while its holder lives")
 
 
 def test_a_lease_whose_writer_died_mid_write_is_broken_after_the_lease_time(tmp_path: Path):
