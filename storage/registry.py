@@ -118,10 +118,7 @@ class ModelRegistry:
         """A version's card; a card that is not a JSON object, or whose top-level keys are not the
         ones training writes, is refused (``TamperedCard``): cards steer loading and promotion."""
         path = f"{self._version_dir(model, unique_id, version)}/{CARD_FILE}"
-        try:
-            card = json.loads(self.root.read_bytes(path))
-        except ValueError as error:
-            raise TamperedCard(f"{self.root.url(path)}: not JSON ({error})") from None
+        card = self._read_json(path)
         if not isinstance(card, dict):
             raise TamperedCard(f"{self.root.url(path)}: not a JSON object")
         unexpected = sorted(set(card) - CARD_KEYS)
@@ -171,16 +168,19 @@ class ModelRegistry:
         records = []
         for name in self.root.listdir(directory):
             path = f"{directory}/{name}"
-            try:
-                record = json.loads(self.root.read_bytes(path))
-            except ValueError as error:
-                raise TamperedCard(f"{self.root.url(path)}: not JSON ({error})") from None
+            record = self._read_json(path)
             if not isinstance(record, dict) or set(record) != FAILURE_KEYS:
                 raise TamperedCard(f"{self.root.url(path)}: not a failure record (keys: {', '.join(sorted(FAILURE_KEYS))})")
             if name != f"{record['cutoff']}.json" or not isinstance(record["reason"], str):
                 raise TamperedCard(f"{self.root.url(path)}: names cutoff {record['cutoff']!r}, stored as {name!r}")
             records.append(record)
         return records
+
+    def _read_json(self, path: str) -> Any:
+        try:
+            return json.loads(self.root.read_bytes(path))
+        except ValueError as error:
+            raise TamperedCard(f"{self.root.url(path)}: not JSON ({error})") from None
 
     def _failure_path(self, model: str, unique_id: str, cutoff: str) -> str:
         date.fromisoformat(cutoff)  # a date and nothing else: it becomes a file name

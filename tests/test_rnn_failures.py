@@ -10,6 +10,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,16 +27,10 @@ from tasks.core.models import rnn_forecaster
 from tasks.core.rnn.promotion import untrustworthy
 from tasks.core.walk_forward import forecast_at
 from tests.synthetic import synthetic_clean
+from tests.test_rnn_flow import TINY as RNN_TINY
 
 MODEL = "multitask_rnn"
-TINY = {
-    "RIDERSHIP_RNN_MAX_EPOCHS": "2",
-    "RIDERSHIP_RNN_TRAIN_DAYS": "150",
-    "RIDERSHIP_RNN_VALIDATION_DAYS": "90",
-    "RIDERSHIP_RETRAIN_WEEKDAY": "0",
-    "RIDERSHIP_WORKERS": "1",
-    "RIDERSHIP_ENSEMBLE_MEMBERS": "",
-}
+TINY = {**RNN_TINY, "RIDERSHIP_WORKERS": "1", "RIDERSHIP_ENSEMBLE_MEMBERS": ""}
 
 
 @dataclass(frozen=True)
@@ -143,6 +138,12 @@ def test_failure_records_are_atomic_json_and_tampering_is_refused(tmp_path):
         path.write_text(json.dumps(tampered))
         with pytest.raises(TamperedCard):
             registry.failures(MODEL, "rail")
+
+
+@pytest.mark.parametrize("module", ["tasks/core/fallback.py", "tasks/core/champions.py", "tasks/core/rnn/promotion.py"])
+def test_fallback_rules_are_pure(module):
+    imports = [line for line in Path(module).read_text().splitlines() if line.startswith(("import ", "from "))]
+    assert not [line for line in imports if any(name in line for name in ("prefect", "storage", "tensorflow", "keras"))]
 
 
 # -- the retrain task ---------------------------------------------------------------------------
