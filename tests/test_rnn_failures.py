@@ -36,8 +36,8 @@ TINY = {**RNN_TINY, "RIDERSHIP_WORKERS": "1", "RIDERSHIP_ENSEMBLE_MEMBERS": ""}
 @dataclass(frozen=True)
 class FaultyRnn:
     """The real RNN forecaster, except at chosen training cutoffs: ``raises_at`` raises,
-    ``diverges_at`` trains with a learning rate that blows the loss up to inf/NaN (a real
-    divergence, caught by the library's own checks). ``diverge_always``: every training."""
+    ``diverges_at`` trains with SGD at a learning rate of 1e30 (a real divergence: the weights
+    blow up and the validation MAE comes out NaN). ``diverge_always``: every training."""
 
     real: object
     raises_at: frozenset = frozenset()
@@ -144,6 +144,18 @@ def test_failure_records_are_atomic_json_and_tampering_is_refused(tmp_path):
 def test_fallback_rules_are_pure(module):
     imports = [line for line in Path(module).read_text().splitlines() if line.startswith(("import ", "from "))]
     assert not [line for line in imports if any(name in line for name in ("prefect", "storage", "tensorflow", "keras"))]
+
+
+@pytest.mark.slow
+def test_a_nan_training_loss_stops_training_and_raises():
+    from tasks.core.rnn import ModelConfig, TrainingConfig, TrainingDiverged
+    from tasks.core.rnn.training import fit_network
+
+    config = ModelConfig.for_architecture("linear")
+    inputs = np.random.default_rng(0).normal(size=(64, config.seq_length, len(config.input_columns("rail"))))
+    targets = np.full((64, 1), np.nan)  # every loss is NaN from the first batch
+    with pytest.raises(TrainingDiverged, match="training loss became non-finite at epoch 1"):
+        fit_network(config, TrainingConfig(max_epochs=3), "rail", (inputs, targets), (inputs[:8], targets[:8]))
 
 
 # -- the retrain task ---------------------------------------------------------------------------
