@@ -105,7 +105,7 @@ def _number(value, spec: str = ",.0f") -> str:
 
 def _print_fallbacks(progress) -> None:
     if progress.fallbacks:
-        print(f"  fallbacks: {len(progress.fallbacks)} forecast(s) from the seasonal naive instead (see the report)")
+        print(f"  fallbacks: {len(progress.fallbacks)} forecast(s) from a substitute (seasonal naive or previous RNN champion; see the report)")
 
 
 def _print_report(outcome) -> None:
@@ -131,6 +131,9 @@ def _retrain(args: argparse.Namespace) -> int:
 
     check_models(args.models or [])
     for outcome in retrain_models(models=args.models, cutoff=args.cutoff):
+        if not outcome.version:  # nothing was saved: the failure is recorded in the registry
+            print(f"{outcome.model}/{outcome.unique_id} at {outcome.cutoff}: {outcome.reason}")
+            continue
         verdict = "champion" if outcome.promoted else "kept incumbent"
         print(
             f"{outcome.model}/{outcome.unique_id} at {outcome.cutoff}: {outcome.version} "

@@ -18,8 +18,10 @@ from storage import Store
 from schemas.errors import InvalidInput, Unavailable
 from tasks.core.ensemble import MODEL_NAME as ENSEMBLE
 from tasks.core.ensemble import EnsembleSpec
+from tasks.core.fallback import fallback_note, fallbacks
 from tasks.core.models import MODEL_TRAINING_DAYS, STATISTICAL_MODELS, check_models, check_series, is_combination, is_rnn
-from tasks.core.walk_forward import TrainingWindow, fallbacks
+from tasks.core.naive import MODEL_NAME as NAIVE
+from tasks.core.walk_forward import TrainingWindow
 from tasks.ensemble import forecast_ensemble
 from tasks.evaluate import ReportOutcome, evaluate, leaderboard_window, publish_report
 from tasks.forecast import cutoffs_to_run, load_history, store_forecasts, walk_forward
@@ -35,13 +37,12 @@ class ForecastProgress:
     stored: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)
     lagging: list[str] = field(default_factory=list)
-    fallbacks: list[str] = field(default_factory=list)  # forecasts the seasonal naive stood in for
+    # forecasts a substitute stood in for (the seasonal naive; for an RNN, its previous champion)
+    fallbacks: list[str] = field(default_factory=list)
 
     def note(self) -> str | None:
-        """The fallbacks as a sentence for the report (None when there were none)."""
-        if not self.fallbacks:
-            return None
-        return f"{len(self.fallbacks)} forecast(s) fell back to the seasonal naive: " + "; ".join(self.fallbacks) + "."
+        """The fallbacks as sentences for the report (None when there were none)."""
+        return fallback_note(self.fallbacks)
 
 
 def current_run_id() -> str:
@@ -159,8 +160,9 @@ def _forecast_chunks(
         # Weekly retrains are due by calendar, whatever the stride between cutoffs (a backtest
         # forecasts every few days but retrains every week, as production does).
         span_start = chunks[0][0] if chunks else None
+        naive_window = model_window(NAIVE, window)  # a naive fallback then equals the naive model's rows
         for chunk in chunks:
-            yield chunk, forecast_rnn_chunk(store, history, settings, model, series, chunk, span_start)
+            yield chunk, forecast_rnn_chunk(store, history, settings, model, series, chunk, span_start, naive_window)
             span_start = chunk[-1] + pd.Timedelta(days=1)
         return
     if is_combination(model):

@@ -12,6 +12,7 @@ from flows.common import load_required_history
 from flows.settings import Settings
 from storage import Store
 from tasks.core.models import check_models
+from tasks.core.walk_forward import DEFAULT_WINDOW, TrainingWindow
 from tasks.train import RetrainOutcome, due_retrains, forecast_with_champions, retrain
 
 
@@ -46,13 +47,15 @@ def retrain_due(
 def forecast_rnn_chunk(
     store: Store, history: pd.DataFrame, settings: Settings, model: str, series: list[str],
     cutoffs: list[pd.Timestamp], retrain_from: pd.Timestamp | None = None,
+    naive_window: TrainingWindow = DEFAULT_WINDOW,
 ) -> pd.DataFrame:
     """Walk-forward for one RNN over a chunk of cutoffs: every retrain due on the days from
     ``retrain_from`` (default: the first cutoff) to the last cutoff, in order, then forecast
-    each cutoff with the champion as of it."""
+    each cutoff with the champion as of it (``naive_window``: the seasonal naive's window, for
+    the cutoffs it stands in at)."""
     days = pd.date_range(retrain_from if retrain_from is not None else min(cutoffs), max(cutoffs), freq="D")
     retrain_due(store, history, settings, model, series, list(days))
-    return forecast_with_champions(store, history, model, series, cutoffs, settings.horizon)
+    return forecast_with_champions(store, history, model, series, cutoffs, settings.horizon, naive_window)
 
 
 def retrain_when_due(
@@ -63,7 +66,7 @@ def retrain_when_due(
     trained = []
     for model in models:
         for outcome in retrain_due(store, history, settings, model, series, [cutoff]):
-            trained.append(f"{outcome.model}/{outcome.unique_id} {outcome.version} ({outcome.reason})")
+            trained.append(f"{outcome.model}/{outcome.unique_id} {outcome.version or 'nothing saved'} ({outcome.reason})")
     return trained
 
 

@@ -5,6 +5,7 @@ Layout under the storage root::
     models/<model>/<unique_id>/<version>/model.keras   the network (Keras 3 native format, no pickle)
     models/<model>/<unique_id>/<version>/card.json     what was trained, on what, how well, promoted?
     models/<model>/<unique_id>/champion.json           {"version": ..., "reason": ..., "set_at": ...}
+    models/<model>/<unique_id>/failures/<cutoff>.json  a retrain that failed: nothing was saved, and why
 
 ``unique_id`` sits under ``model`` because a champion is per architecture *and* series (the rail
 and bus networks of ``mulvar_rnn`` are different models with different champions).
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -35,6 +37,9 @@ if TYPE_CHECKING:  # keras is imported lazily: listing versions or reading cards
 MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
 CHAMPION_FILE = "champion.json"
+FAILURES_DIR = "failures"
+FAILURE_KEYS = frozenset({"cutoff", "failed_at", "model", "reason", "unique_id"})
+"""The keys of a failure record as the retrain task writes it (``record_failure``)."""
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 CARD_KEYS = frozenset(
     {
@@ -47,7 +52,7 @@ CARD_KEYS = frozenset(
 
 
 class TamperedCard(InvalidInput):
-    """A model card that training did not write: refused rather than trusted."""
+    """A model card (or failure record) that training did not write: refused rather than trusted."""
 
 
 @dataclass(frozen=True)
@@ -106,17 +111,14 @@ class ModelRegistry:
         return [
             name
             for name in self.root.listdir(directory)
-            if name != CHAMPION_FILE and self.root.exists(f"{directory}/{name}/{CARD_FILE}")
+            if name not in (CHAMPION_FILE, FAILURES_DIR) and self.root.exists(f"{directory}/{name}/{CARD_FILE}")
         ]
 
     def read_card(self, model: str, unique_id: str, version: str) -> dict[str, Any]:
         """A version's card; a card that is not a JSON object, or whose top-level keys are not the
         ones training writes, is refused (``TamperedCard``): cards steer loading and promotion."""
         path = f"{self._version_dir(model, unique_id, version)}/{CARD_FILE}"
-        try:
-            card = json.loads(self.root.read_bytes(path))
-        except ValueError as error:
-            raise TamperedCard(f"{self.root.url(path)}: not JSON ({error})") from None
+        card = self._read_json(path)
         if not isinstance(card, dict):
             raise TamperedCard(f"{self.root.url(path)}: not a JSON object")
         unexpected = sorted(set(card) - CARD_KEYS)
@@ -146,6 +148,43 @@ class ModelRegistry:
             local.write_bytes(payload)
             network = keras.models.load_model(local, safe_mode=True)
         return StoredModel(network, self.read_card(model, unique_id, version), version)
+
+    # -- failed retrains -------------------------------------------------------------------------
+
+    def record_failure(self, model: str, unique_id: str, cutoff: str, reason: str) -> None:
+        """Record that the retrain at ``cutoff`` failed (one atomic write; a rerun replaces it).
+        Forecasts read it to mark the stale champion's rows; ``due_retrains`` to not retry it."""
+        path = self._failure_path(model, unique_id, cutoff)
+        record = {
+            "model": model, "unique_id": unique_id, "cutoff": cutoff, "reason": reason,
+            "failed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }  # fmt: skip
+        self.root.write_bytes_atomic(path, _json_bytes(record))
+
+    def failures(self, model: str, unique_id: str) -> list[dict[str, Any]]:
+        """The failed retrains' records, oldest cutoff first. A record that is not what
+        ``record_failure`` writes is refused (``TamperedCard``): records steer forecasts too."""
+        directory = f"{self._series_dir(model, unique_id)}/{FAILURES_DIR}"
+        records = []
+        for name in self.root.listdir(directory):
+            path = f"{directory}/{name}"
+            record = self._read_json(path)
+            if not isinstance(record, dict) or set(record) != FAILURE_KEYS:
+                raise TamperedCard(f"{self.root.url(path)}: not a failure record (keys: {', '.join(sorted(FAILURE_KEYS))})")
+            if name != f"{record['cutoff']}.json" or not isinstance(record["reason"], str):
+                raise TamperedCard(f"{self.root.url(path)}: names cutoff {record['cutoff']!r}, stored as {name!r}")
+            records.append(record)
+        return records
+
+    def _read_json(self, path: str) -> Any:
+        try:
+            return json.loads(self.root.read_bytes(path))
+        except ValueError as error:
+            raise TamperedCard(f"{self.root.url(path)}: not JSON ({error})") from None
+
+    def _failure_path(self, model: str, unique_id: str, cutoff: str) -> str:
+        date.fromisoformat(cutoff)  # a date and nothing else: it becomes a file name
+        return f"{self._series_dir(model, unique_id)}/{FAILURES_DIR}/{cutoff}.json"
 
     # -- champion -------------------------------------------------------------------------------
 

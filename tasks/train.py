@@ -1,8 +1,12 @@
 """Prefect tasks for the RNNs: train a challenger, decide promotion, forecast with the champion
-of each cutoff's week."""
+of each cutoff's week. A training that raises or yields a non-finite network never fails the
+run: nothing is saved, the failure is recorded, and the cutoffs it should have served are
+forecast by the previous champion (or the seasonal naive) marked as fallbacks."""
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -11,8 +15,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from storage import Store
-from tasks.core.champions import champion_as_of, retrain_cutoffs
-from tasks.core.walk_forward import forecast_at, visible_history
+from tasks.core.champions import champion_as_of, forecast_source, retrain_cutoffs
+from tasks.core.fallback import champion_fallback_version, failure_reason
+from tasks.core.models import rnn_forecaster
+from tasks.core.walk_forward import DEFAULT_WINDOW, TrainingWindow, fallback_at, forecast_at, visible_history
 
 
 @dataclass(frozen=True)
@@ -47,8 +53,11 @@ def due_retrains(
     cards = _cards(store, model, unique_id)
     first = min(cutoffs)
     due = retrain_cutoffs(cutoffs, retrain_weekday, champion_as_of(cards, first) is not None)
-    trained = {pd.Timestamp(c["cutoff"]) for c in cards}
-    return [c for c in due if c not in trained]
+    # A recorded failure counts as done: training is seeded, so retrying the same data would fail
+    # the same way (and a nightly run asks twice: before forecasting and for the chunk).
+    failed = store.registry.failures(model, unique_id)
+    attempted = {pd.Timestamp(c["cutoff"]) for c in [*cards, *failed]}
+    return [c for c in due if c not in attempted]
 
 
 @task(cache_policy=NO_CACHE)
@@ -58,13 +67,21 @@ def retrain(
 ) -> RetrainOutcome:
     """Train a challenger on data up to ``cutoff``; it becomes champion only if its validation
     MAE beats the champion's (as of that cutoff) on the same validation window.
-    ``improved_recipe``: standardised series and Adam instead of the book's recipe."""
-    from tasks.core.rnn import RnnForecaster, decide_promotion, with_promotion
+    ``improved_recipe``: standardised series and Adam instead of the book's recipe.
+    A training that raises, or whose validation MAE or forecast is not finite, saves nothing:
+    the failure is recorded in the registry and the outcome says so (promoted False)."""
+    from tasks.core.rnn import TrainingDiverged, decide_promotion, untrustworthy, with_promotion
 
     logger = get_run_logger()
     visible = visible_history(history, cutoff)
-    make = RnnForecaster.recommended if improved_recipe else RnnForecaster.named
-    challenger = make(model, training=training).fit(visible, unique_id)
+    started = time.perf_counter()
+    try:
+        challenger = rnn_forecaster(model, training, improved_recipe).fit(visible, unique_id)
+        problem = untrustworthy(challenger.card["validation_mae"], challenger.forecast(visible, challenger.config.horizon).mean)
+        if problem:
+            raise TrainingDiverged(problem)
+    except Exception as error:  # noqa: BLE001 (a failing retrain must not fail the night)
+        return _training_failed(store, model, unique_id, cutoff, failure_reason(error), time.perf_counter() - started)
     incumbent_card = champion_as_of(_cards(store, model, unique_id), cutoff)
     incumbent = _fitted(store, model, unique_id, incumbent_card["version"]) if incumbent_card else None
     decision = decide_promotion(challenger, incumbent, visible)
@@ -85,22 +102,45 @@ def retrain(
     )
 
 
+def _training_failed(
+    store: Store, model: str, unique_id: str, cutoff: pd.Timestamp, reason: str, seconds: float
+) -> RetrainOutcome:
+    store.registry.record_failure(model, unique_id, str(cutoff.date()), reason)
+    get_run_logger().warning(
+        "%s/%s training at %s failed, nothing saved or promoted: %s", model, unique_id, cutoff.date(), reason
+    )
+    return RetrainOutcome(
+        model=model, unique_id=unique_id, cutoff=str(cutoff.date()), version="", validation_mae=math.nan,
+        promoted=False, reason=f"training failed: {reason}", seconds=seconds,
+    )
+
+
 @task(cache_policy=NO_CACHE)
 def forecast_with_champions(
-    store: Store, history: pd.DataFrame, model: str, series: Sequence[str], cutoffs: Sequence[pd.Timestamp], horizon: int
+    store: Store, history: pd.DataFrame, model: str, series: Sequence[str], cutoffs: Sequence[pd.Timestamp], horizon: int,
+    fallback_window: TrainingWindow = DEFAULT_WINDOW,
 ) -> pd.DataFrame:
-    """Forecast each cutoff with the champion as of that cutoff (loaded once per version)."""
-    logger = get_run_logger()
+    """Forecast each cutoff with the champion as of that cutoff (loaded once per version).
+
+    Fallbacks, marked in ``model_version``: a cutoff whose scheduled retrain failed gets the
+    previous champion; one with no champion at all, or whose champion's forecast fails, the
+    seasonal naive on ``fallback_window`` (the naive model's own window, so the rows equal it)."""
     frames, loaded = [], {}
     for unique_id in series:
         cards = _cards(store, model, unique_id)
+        failures = store.registry.failures(model, unique_id)
         for cutoff in cutoffs:
-            card = champion_as_of(cards, cutoff)
-            if card is None:
-                logger.warning("%s/%s: no champion trained on or before %s: no forecast", model, unique_id, cutoff.date())
-                continue
-            key = (unique_id, card["version"])
-            if key not in loaded:
-                loaded[key] = _fitted(store, model, unique_id, card["version"])
-            frames.append(forecast_at(loaded[key], history, cutoff, unique_id, horizon, model))
+            source = forecast_source(cards, failures, cutoff)
+            reason = source.fallback_reason
+            if source.card is not None:
+                version = source.card["version"]
+                if (unique_id, version) not in loaded:  # a load that fails (tampered file) fails the run
+                    loaded[(unique_id, version)] = _fitted(store, model, unique_id, version)
+                stale = None if reason is None else champion_fallback_version(version, reason)
+                try:
+                    frames.append(forecast_at(loaded[(unique_id, version)], history, cutoff, unique_id, horizon, model, version=stale))
+                    continue
+                except Exception as error:  # noqa: BLE001 (a failing champion must not fail the night)
+                    reason = f"champion {version} failed: {failure_reason(error)}"
+            frames.append(fallback_at(history, cutoff, unique_id, horizon, model, reason, fallback_window))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -17,7 +17,8 @@ from flows.backfill import backfill
 from storage import Store
 from tasks.core.forecaster import Forecast
 from tasks.core.naive import SeasonalNaiveForecaster
-from tasks.core.walk_forward import FALLBACK_PREFIX, fallbacks, historical_forecasts
+from tasks.core.fallback import FALLBACK_PREFIX, fallbacks
+from tasks.core.walk_forward import historical_forecasts
 from tests.synthetic import synthetic_clean
 
 RAISES_AT = pd.Timestamp("2019-03-02")

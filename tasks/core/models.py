@@ -71,6 +71,18 @@ def statistical_forecaster(model: str, sarima: SarimaOptions = SarimaOptions()) 
     raise ValueError(f"unknown statistical model {model!r}; known: {', '.join(STATISTICAL_MODELS)}")
 
 
+def rnn_forecaster(model: str, training, improved_recipe: bool = False) -> Forecaster:
+    """The RNN family ``model`` with ``training`` (a ``TrainingConfig``): the seed's recipe, or
+    the benchmark's (standardised series, Adam) with ``improved_recipe``. The retrain task asks
+    this function for its forecaster, so tests can put a faulty one in its place."""
+    from tasks.core.rnn import RnnForecaster
+
+    if not is_rnn(model):
+        raise ValueError(f"unknown RNN model {model!r}; known: {', '.join(RNN_MODELS)}")
+    make = RnnForecaster.recommended if improved_recipe else RnnForecaster.named
+    return make(model, training=training)
+
+
 def check_models(models: Sequence[str]) -> None:
     unknown = [m for m in models if m not in ALL_MODELS]
     if unknown:

@@ -26,6 +26,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from tasks.core.fallback import failure_reason, naive_fallback_version
 from tasks.core.forecaster import DEFAULT_LEVELS, Fitted, Forecaster
 from tasks.core.naive import SeasonalNaiveForecaster
 
@@ -176,17 +177,32 @@ def forecast_at(
     model_name: str,
     window: TrainingWindow | None = None,
     levels: Sequence[int] = DEFAULT_LEVELS,
+    version: str | None = None,
 ) -> pd.DataFrame:
     """One cutoff's forecast rows from an already-fitted model (e.g. the weekly RNN champion).
 
     The history is cut at ``cutoff`` here too; ``window`` None hands the model everything up to
-    the cutoff (a model that needs only its last N days takes them itself).
+    the cutoff (a model that needs only its last N days takes them itself). ``version``, if
+    given, replaces ``fitted.version`` (a previous champion standing in marks itself a fallback).
     """
+    cutoff, train = _cut(history, cutoff, window)
+    rows = _forecast_rows(fitted, train, cutoff, unique_id, horizon, model_name, tuple(levels), version)
+    return _assemble([rows], tuple(levels))
+
+
+def fallback_at(
+    history: pd.DataFrame, cutoff: pd.Timestamp | str, unique_id: str, horizon: int, model_name: str, reason: str,
+    window: TrainingWindow = DEFAULT_WINDOW, levels: Sequence[int] = DEFAULT_LEVELS,
+) -> pd.DataFrame:
+    """The seasonal-naive rows the engine substitutes for a failing fit, at one cutoff (an RNN with no champion)."""
+    cutoff, train = _cut(history, cutoff, window)
+    return _assemble([_fallback_rows(train, cutoff, unique_id, horizon, model_name, tuple(levels), reason)], tuple(levels))
+
+
+def _cut(history: pd.DataFrame, cutoff: pd.Timestamp | str, window: TrainingWindow | None):
     cutoff = pd.Timestamp(cutoff).normalize()
     visible = visible_history(as_daily(history), cutoff)
-    train = visible if window is None else window.select(visible, cutoff)
-    rows = _forecast_rows(fitted, train, cutoff, unique_id, horizon, model_name, tuple(levels))
-    return _assemble([rows], tuple(levels))
+    return cutoff, visible if window is None else window.select(visible, cutoff)
 
 
 def visible_history(history: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
@@ -251,34 +267,18 @@ def _run_units(
                     if isinstance(forecaster, SeasonalNaiveForecaster):
                         raise
                     fitted = None  # the next cutoff of the block tries a fresh fit
-                    rows.append(_fallback_rows(train, cutoff, unique_id, horizon, forecaster.name, levels, error))
+                    rows.append(_fallback_rows(train, cutoff, unique_id, horizon, forecaster.name, levels, failure_reason(error)))
     return _assemble(rows, levels)
-
-
-FALLBACK_PREFIX = "fallback:"
-"""``model_version`` of a row the seasonal-naive forecast stood in for: ``fallback:<naive
-version>:<reason>``, so readers of the contract and the report see which rows and why."""
-
-
-def fallbacks(forecasts: pd.DataFrame) -> list[str]:
-    """One line per (model, series, cutoff) whose forecast is a fallback, with its reason."""
-    rows = forecasts[(forecasts["h"] == 1) & forecasts["model_version"].str.startswith(FALLBACK_PREFIX)]
-    return [
-        f"{row.model}/{row.unique_id} at cutoff {pd.Timestamp(row.cutoff).date()}: {row.model_version.split(':', 2)[-1]}"
-        for row in rows.itertuples()
-    ]
 
 
 def _fallback_rows(
     train: pd.DataFrame, cutoff: pd.Timestamp, unique_id: str, horizon: int, model_name: str,
-    levels: tuple[int, ...], error: Exception,
+    levels: tuple[int, ...], reason: str,
 ) -> dict[str, np.ndarray]:
     """The seasonal-naive forecast under the failing model's name, its version marking why."""
     naive = SeasonalNaiveForecaster().fit(train, unique_id)
-    rows = _forecast_rows(naive, train, cutoff, unique_id, horizon, model_name, levels)
-    reason = " ".join(f"{type(error).__name__}: {error}".split())[:160]
-    rows["model_version"] = np.full(horizon, f"{FALLBACK_PREFIX}{naive.version}:{reason}", dtype=object)
-    return rows
+    version = naive_fallback_version(naive.version, reason)
+    return _forecast_rows(naive, train, cutoff, unique_id, horizon, model_name, levels, version)
 
 
 def _one_blas_thread() -> contextlib.AbstractContextManager:
@@ -296,7 +296,7 @@ def _one_blas_thread() -> contextlib.AbstractContextManager:
 
 def _forecast_rows(
     fitted: Fitted, train: pd.DataFrame, cutoff: pd.Timestamp, unique_id: str, horizon: int, model_name: str,
-    levels: tuple[int, ...],
+    levels: tuple[int, ...], version: str | None = None,
 ) -> dict[str, np.ndarray]:
     forecast = fitted.forecast(train, horizon, levels)
     mean = np.asarray(forecast.mean, dtype=np.float64)
@@ -312,7 +312,7 @@ def _forecast_rows(
         "h": steps,
         "model": np.full(horizon, model_name, dtype=object),
         "y_hat": mean,
-        "model_version": np.full(horizon, fitted.version, dtype=object),
+        "model_version": np.full(horizon, fitted.version if version is None else version, dtype=object),
     }
     for level in sorted(set(CONTRACT_LEVELS) | set(levels)):
         for side, bounds in (("lo", forecast.lower), ("hi", forecast.upper)):

@@ -31,6 +31,8 @@ _EXPORTS = {
     "evaluate_network": "evaluation",
     "forecast_paths": "evaluation",
     "should_promote": "promotion",
+    "TrainingDiverged": "promotion",
+    "untrustworthy": "promotion",
     "PromotionDecision": "forecaster",
     "RnnFitted": "forecaster",
     "RnnForecaster": "forecaster",

@@ -3,6 +3,26 @@
 from __future__ import annotations
 
 import math
+from typing import Sequence
+
+
+class TrainingDiverged(ValueError):
+    """Training produced a network that cannot be trusted (non-finite loss, MAE or forecast)."""
+
+
+def untrustworthy(validation_mae: float, forecast: Sequence[float]) -> str | None:
+    """Why a freshly trained network must not be saved or promoted, or None if it may be.
+
+    A NaN validation MAE would only lose the promotion vote, yet the version would still be
+    stored and could be loaded later; a network that forecasts NaN/inf from its own cutoff
+    would poison every forecast it makes. Neither is kept.
+    """
+    if not math.isfinite(validation_mae):
+        return f"validation MAE is not finite ({validation_mae})"
+    bad = sum(1 for value in forecast if not math.isfinite(value))
+    if bad:
+        return f"its forecast at the cutoff has {bad} non-finite value(s)"
+    return None
 
 
 def should_promote(challenger_mae: float, champion_mae_on_same_window: float | None) -> tuple[bool, str]:

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from tasks.core.rnn.architectures import build_model
 from tasks.core.rnn.config import ModelConfig, TrainingConfig
+from tasks.core.rnn.promotion import TrainingDiverged
 
 SHUFFLE_BUFFER_BATCHES = 8  # the seed's local shuffle buffer: 8 batches
 
@@ -121,11 +122,17 @@ def fit_network(
         training_dataset(train_inputs, train_targets, training.batch_size, training.seed),
         validation_data=whole_batch_dataset(*validation),
         epochs=training.max_epochs,
-        callbacks=[stopper, clock],
+        # TerminateOnNaN: a diverged run stops at once instead of burning its remaining epochs.
+        callbacks=[stopper, clock, keras.callbacks.TerminateOnNaN()],
         shuffle=False,  # the dataset shuffles; Keras would ignore (and warn about) shuffle=True
         verbose=0,
     )
     seconds = time.perf_counter() - started
+    losses = history.history["loss"]
+    if not np.isfinite(losses).all():
+        # restore_best_weights may have put back finite weights, but from a run that blew up:
+        # the caller records the failure rather than keeping such a network.
+        raise TrainingDiverged(f"training loss became non-finite at epoch {int(np.argmin(np.isfinite(losses))) + 1}")
     val_mae = history.history["val_mae"]
     best = int(np.argmin(val_mae))
     later = clock.seconds[1:] or clock.seconds
