@@ -70,6 +70,38 @@ def retrain(
     ``improved_recipe``: standardised series and Adam instead of the book's recipe.
     A training that raises, or whose validation MAE or forecast is not finite, saves nothing:
     the failure is recorded in the registry and the outcome says so (promoted False)."""
+    # One training per (model, series) at a time on a root: two runs due the same retrain (two
+    # nightly runs for one date) would otherwise both train, and both move the champion pointer.
+    # The second to get the lease finds the first's card and trains nothing.
+    with store.lock(f"registry-{model}-{unique_id}", f"retrain at {cutoff.date()}"):
+        done = _attempted_at(store, model, unique_id, cutoff)
+        if done is not None:
+            return done
+        return _train(store, history, model, unique_id, cutoff, training, improved_recipe)
+
+
+def _attempted_at(store: Store, model: str, unique_id: str, cutoff: pd.Timestamp) -> RetrainOutcome | None:
+    """The outcome of a retrain another run already did at ``cutoff`` (None if none did)."""
+    day = str(cutoff.date())
+    for card in _cards(store, model, unique_id):
+        if pd.Timestamp(card["cutoff"]) == pd.Timestamp(day):
+            return RetrainOutcome(
+                model=model, unique_id=unique_id, cutoff=day, version=card["version"],
+                validation_mae=float(card["validation_mae"]), promoted=False,
+                reason="already trained by another run", seconds=0.0,
+            )
+    if any(pd.Timestamp(f["cutoff"]) == pd.Timestamp(day) for f in store.registry.failures(model, unique_id)):
+        return RetrainOutcome(
+            model=model, unique_id=unique_id, cutoff=day, version="", validation_mae=math.nan, promoted=False,
+            reason="training failed in another run", seconds=0.0,
+        )
+    return None
+
+
+def _train(
+    store: Store, history: pd.DataFrame, model: str, unique_id: str, cutoff: pd.Timestamp, training,
+    improved_recipe: bool,
+) -> RetrainOutcome:
     from tasks.core.rnn import TrainingDiverged, decide_promotion, untrustworthy, with_promotion
 
     logger = get_run_logger()

@@ -251,3 +251,23 @@ def test_nan_loss_without_a_champion_stores_the_seasonal_naive_for_every_cutoff(
     assert len(summary.progress.fallbacks) == len(cutoffs)
     report = store.reports.read_text(pd.Timestamp("2019-03-05"), "report.md")
     assert f"{len(cutoffs)} forecast(s) fell back to the seasonal naive" in report and "TrainingDiverged" in report
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_retrain_another_run_already_did_is_not_trained_again(storage_root, monkeypatch):
+    """Two runs due the same retrain (two nightly runs for one date): the second, holding the
+    registry lease after the first, finds the first's card and trains nothing."""
+    from flows.rnn import _retrain
+    from flows.settings import Settings
+
+    store = setup_store(storage_root, monkeypatch)
+    settings = Settings.from_env()
+    cutoff = pd.Timestamp("2019-03-10")
+    first = _retrain(store, history(store), settings, MODEL, "rail", cutoff)
+    versions = store.registry.versions(MODEL, "rail")
+    inject(monkeypatch, raises_at=frozenset({cutoff}))  # a second training would fail loudly
+    second = _retrain(store, history(store), settings, MODEL, "rail", cutoff)
+    assert (second.reason, second.version) == ("already trained by another run", first.version)
+    assert store.registry.versions(MODEL, "rail") == versions
+    assert store.registry.failures(MODEL, "rail") == []
+    assert not (Path(storage_root) / "locks" / f"registry-{MODEL}-rail.lock").exists()
