@@ -10,7 +10,7 @@ import pandas as pd
 from prefect import flow
 
 from flows.common import (
-    ForecastProgress, check_backfill_parameters, default_models, forecast_cutoffs, load_required_history,
+    ForecastProgress, check_backfill_parameters, choose_series, default_models, forecast_cutoffs, load_required_history,
     score_and_report, training_window,
 )  # fmt: skip
 from flows.settings import Settings
@@ -56,7 +56,8 @@ def backfill(
             from RIDERSHIP_RNN_MODELS (multitask_rnn unless set; set empty: none) and the
             ensemble of RIDERSHIP_ENSEMBLE_MEMBERS (ridge, sarimax_log unless set;
             set empty: no ensemble). RNNs are retrained every 7 days inside the range.
-        series: Series to forecast. Default (empty): RIDERSHIP_SERIES (bus, rail unless set).
+        series: Series to forecast: ids (bus, rail, route:9, station:40380) or patterns
+            (route:*, station:4*, *). Default (empty): RIDERSHIP_SERIES (bus, rail unless set).
         overwrite: Recompute cutoffs already stored and replace their files. Default false:
             skip them, so an interrupted backfill resumes where it stopped.
         train_start: Fit SARIMA on an expanding window from this date (give this or
@@ -73,9 +74,9 @@ def backfill(
     store = Store.open_writable(settings.storage, settings.lock_policy())
     remove_interrupted_writes(store)
     chosen_models = list(models or default_models(settings))
-    chosen_series = list(series or settings.series)
+    chosen_series = choose_series(store, series, settings)
     window = training_window(settings, train_start, train_days)
-    history = load_required_history(store)
+    history = load_required_history(store, chosen_series)
     cutoffs = cutoffs_for_run_dates(pd.Timestamp(start), pd.Timestamp(end))
     progress = forecast_cutoffs(store, history, settings, chosen_models, chosen_series, cutoffs, window, overwrite)
     last_target = min(pd.Timestamp(end), history.index.max())

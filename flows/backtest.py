@@ -11,7 +11,7 @@ import pandas as pd
 from prefect import flow
 
 from flows.common import (
-    ForecastProgress, check_backfill_parameters, default_models, forecast_cutoffs, load_required_history,
+    ForecastProgress, check_backfill_parameters, choose_series, default_models, forecast_cutoffs, load_required_history,
     score_and_report, training_window,
 )  # fmt: skip
 from flows.settings import Settings
@@ -68,7 +68,8 @@ def backtest(
         models: models to compare. Default (empty): the production set, as a backfill's: naive,
             sarima, sarimax, sarimax_log, ridge, the RNNs from RIDERSHIP_RNN_MODELS (multitask_rnn unless set)
             and the ensemble of RIDERSHIP_ENSEMBLE_MEMBERS (ridge, sarimax_log unless set).
-        series: series to forecast. Default (empty): RIDERSHIP_SERIES (bus, rail unless set).
+        series: series to forecast: ids (bus, rail, route:9, station:40380) or patterns
+            (route:*, station:4*, *). Default (empty): RIDERSHIP_SERIES (bus, rail unless set).
         overwrite: recompute cutoffs already stored in this backtest (default: skip them).
     """
     check_backfill_parameters(start, end, models, series)
@@ -78,8 +79,8 @@ def backtest(
     store = main.backtest(name)
     remove_interrupted_writes(main)
     chosen_models = list(models or default_models(settings))
-    chosen_series = list(series or settings.series)
-    history = load_required_history(main)
+    chosen_series = choose_series(main, series, settings)
+    history = load_required_history(main, chosen_series)
     if cutoffs[0] >= history.index.max():
         raise InvalidInput(f"the first cutoff {start} leaves nothing to score: the data ends {history.index.max().date()}")
     window = training_window(settings, None, None)

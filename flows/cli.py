@@ -20,6 +20,7 @@ def _print_ingest_summary(summary) -> None:
         print(f"notice: {summary.notice}")
     print("ingest summary")
     print(f"  source               {summary.source}")
+    print(f"  file kind            {summary.kind} ({summary.series:,} series)")
     print(f"  raw copy             {summary.raw_path}")
     print(f"  rows read            {summary.rows_read:,}")
     print(f"  duplicates dropped   {summary.duplicates_dropped:,}")
@@ -27,7 +28,8 @@ def _print_ingest_summary(summary) -> None:
     print(f"  calendar mismatches  {summary.calendar_mismatches:,}  (kept as recorded, logged)")
     print(f"  revised              {summary.revised:,}")
     print(f"  added                {summary.added:,}")
-    print(f"  clean rows           {summary.clean_rows:,}  ({summary.first_date} .. {summary.last_date})")
+    print(f"  clean rows           {summary.clean_rows:,}  ({summary.first_date} .. {summary.last_date})"
+          + ("" if summary.kind == "totals" else "  (this file's series)"))
 
 
 def _ingest(args: argparse.Namespace) -> int:

@@ -14,12 +14,14 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.runtime import flow_run
 
 from flows.settings import Settings
+from schemas.series import TOTAL_SERIES
 from storage import Store
 from schemas.errors import InvalidInput, Unavailable
 from tasks.core.ensemble import MODEL_NAME as ENSEMBLE
 from tasks.core.ensemble import EnsembleSpec
 from tasks.core.fallback import fallback_note, fallbacks
-from tasks.core.models import MODEL_TRAINING_DAYS, STATISTICAL_MODELS, check_models, check_series, is_combination, is_rnn
+from tasks.core.models import MODEL_TRAINING_DAYS, STATISTICAL_MODELS, check_models, is_combination, is_rnn
+from tasks.core.series_activity import active_at, check_series_syntax, group_by_activity, resolve_series
 from tasks.core.naive import MODEL_NAME as NAIVE
 from tasks.core.walk_forward import TrainingWindow
 from tasks.ensemble import forecast_ensemble
@@ -57,18 +59,34 @@ def check_backfill_parameters(
     if end < start:
         raise InvalidInput(f"end {end} is before start {start}")
     check_models(models or [])
-    check_series(series or [])
+    check_series_syntax(series or [])
     if train_start is not None and train_days is not None:
         raise InvalidInput("give train_start (expanding window) or train_days (rolling window), not both")
     if train_days is not None and train_days < 1:
         raise InvalidInput(f"train_days must be at least 1, got {train_days}")
 
 
-def load_required_history(store: Store) -> pd.DataFrame:
-    history = load_history(store)
+def choose_series(store: Store, requested: Sequence[str] | None, settings: Settings) -> list[str]:
+    """The store's series that ``requested`` (default: RIDERSHIP_SERIES) names, ids or patterns."""
+    available = store.ridership.series_ids()
+    if not available:
+        raise Unavailable(f"no clean data under {store.url}: run `ridership ingest` first")
+    return resolve_series(list(requested or settings.series), available)
+
+
+def load_required_history(store: Store, series: Sequence[str] | None = None) -> pd.DataFrame:
+    """The model history of ``series`` (default: every series), plus the system totals the
+    multitask RNNs read whatever series they forecast."""
+    wanted = None if series is None else [*series, *(t for t in TOTAL_SERIES if t not in series)]
+    history = load_history(store, wanted)
     if history.empty:
         raise Unavailable(f"no clean data under {store.url}: run `ridership ingest` first")
     return history
+
+
+def model_series(model: str, series: Sequence[str]) -> list[str]:
+    """The series a model forecasts: the RNNs are built on the two system totals only."""
+    return [s for s in series if s in TOTAL_SERIES] if is_rnn(model) else list(series)
 
 
 def training_window(settings: Settings, train_start: date | None, train_days: int | None) -> TrainingWindow:
@@ -127,15 +145,20 @@ def forecast_cutoffs(
     units = len(models) * len(ready)
     done = 0
     artifact_id = create_progress_artifact(progress=0.0, description="cutoffs forecast, all models")
+    active = {s: active_at(history, s, list(ready)) for s in series}
+    inactive = sum(len(ready) - len(days) for days in active.values())
+    if inactive:
+        logger.info("%d (series, cutoff) pair(s) without recent data (closed, suspended or new) are not forecast", inactive)
     for model in models:
-        todo = cutoffs_to_run(store, model, series, list(ready), overwrite)
+        forecast_series = model_series(model, series)
+        todo = cutoffs_to_run(store, model, {s: active[s] for s in forecast_series}, list(ready), overwrite)
         progress.skipped[model] = len(ready) - len(todo)
         done += progress.skipped[model]
         progress.stored[model] = 0
         chunks = [todo[first : first + CUTOFFS_PER_CHUNK] for first in range(0, len(todo), CUTOFFS_PER_CHUNK)]
-        for chunk, forecasts in _forecast_chunks(store, history, settings, model, series, chunks, window):
+        for chunk, forecasts in _forecast_chunks(store, history, settings, model, forecast_series, chunks, window, active):
             store_forecasts(store, forecasts, run_id)
-            for line in fallbacks(forecasts):
+            for line in fallbacks(forecasts) if not forecasts.empty else []:
                 logger.warning("fallback: %s", line)
                 progress.fallbacks.append(line)
             progress.stored[model] += len(chunk)
@@ -148,7 +171,7 @@ def forecast_cutoffs(
 
 def _forecast_chunks(
     store: Store, history: pd.DataFrame, settings: Settings, model: str, series: list[str],
-    chunks: list[list[pd.Timestamp]], window: TrainingWindow,
+    chunks: list[list[pd.Timestamp]], window: TrainingWindow, active: dict[str, list[pd.Timestamp]],
 ) -> Iterator[tuple[list[pd.Timestamp], pd.DataFrame]]:
     """Each chunk's forecasts, in order. Statistical fits of the next chunk are already running
     in the worker pool while the caller stores the previous one (measured: the pool otherwise
@@ -170,18 +193,22 @@ def _forecast_chunks(
             yield chunk, forecast_ensemble(store, history, ensemble_spec(settings), series, chunk, settings.horizon)
         return
     window = model_window(model, window)
-    submitted = [
-        (chunk, walk_forward.submit(history, model, series, chunk, settings.horizon, window, settings.workers))
-        for chunk in chunks[:1]
-    ]
+
+    def submit(chunk: list[pd.Timestamp]) -> list:
+        # One work unit per group of series active at the same cutoffs (normally one group).
+        return [
+            walk_forward.submit(history, model, members, days, settings.horizon, window, settings.workers)
+            for members, days in group_by_activity(series, chunk, active)
+        ]
+
+    submitted = [(chunk, submit(chunk)) for chunk in chunks[:1]]
     for position in range(len(chunks)):
         if position + 1 < len(chunks):
             following = chunks[position + 1]
-            submitted.append(
-                (following, walk_forward.submit(history, model, series, following, settings.horizon, window, settings.workers))
-            )
-        chunk, future = submitted[position]
-        yield chunk, future.result()
+            submitted.append((following, submit(following)))
+        chunk, futures = submitted[position]
+        parts = [future.result() for future in futures]
+        yield chunk, pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def score_and_report(

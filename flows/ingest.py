@@ -11,14 +11,18 @@ from flows.settings import Settings
 from storage import Store
 from storage.source import SourceUnavailable
 from tasks.ingest import (
-    IngestSummary, RawFile, archive_raw, clean_store_is_empty, fetch_raw, merge_clean, quarantine_rows,
-    remove_interrupted_writes, validate_raw,
+    IngestSummary, RawFile, archive_raw, clean_store_is_empty, fetch_raw, kind_of, merge_clean, merge_series_clean,
+    quarantine_rows, quarantine_series_rows, remove_interrupted_writes, validate_raw, validate_series_raw,
 )  # fmt: skip
+from tasks.core.series_cleaning import TOTALS
 
 
 @flow(name="ingest", log_prints=True)
 def ingest(source: str | None = None, storage: str | None = None) -> IngestSummary:
     """Fetch the raw file, keep a copy, validate it, quarantine bad rows, merge the rest by date.
+
+    The file's header says what it is: the system totals (bus and rail), the bus routes' daily
+    totals (route:<route> series) or the 'L' station entries (station:<station_id> series).
 
     A file rejected as a whole (unreadable, empty, wrong columns) fails the flow with the file and
     the problem named; the clean store is untouched. When the source cannot be reached and the
@@ -36,9 +40,15 @@ def ingest(source: str | None = None, storage: str | None = None) -> IngestSumma
     ingested_at = datetime.now(timezone.utc)
     raw = _fetch(store, source, settings)
     raw_path = archive_raw(store, raw, ingested_at)
-    batch = validate_raw(raw.data, raw.origin, ingested_at)
-    quarantine_path = quarantine_rows(store, batch, raw.origin, ingested_at)
-    summary = merge_clean(store, batch, raw, ingested_at, raw_path, quarantine_path)
+    kind = kind_of(raw)
+    if kind == TOTALS:
+        batch = validate_raw(raw.data, raw.origin, ingested_at)
+        quarantine_path = quarantine_rows(store, batch, raw.origin, ingested_at)
+        summary = merge_clean(store, batch, raw, ingested_at, raw_path, quarantine_path)
+    else:
+        rows = validate_series_raw(raw.data, raw.origin, kind, ingested_at)
+        quarantine_path = quarantine_series_rows(store, rows, raw.origin, ingested_at)
+        summary = merge_series_clean(store, rows, raw, kind, ingested_at, raw_path, quarantine_path)
     if summary.notice:
         get_run_logger().warning(summary.notice)
     return summary

@@ -11,11 +11,13 @@ import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows.common import ForecastProgress, default_models, forecast_cutoffs, score_and_report, training_window
+from flows.common import ForecastProgress, default_models, forecast_cutoffs, model_series, score_and_report, training_window
 from flows.ingest import ingest
 from flows.settings import Settings
 from schemas.errors import DegradedRun, Unavailable
+from schemas.series import TOTAL_SERIES
 from storage import Store
+from tasks.core.series_activity import resolve_series
 from tasks.core.models import is_rnn
 from tasks.evaluate import ReportOutcome
 from tasks.ingest import IngestSummary
@@ -72,13 +74,20 @@ def nightly(run_date: date | None = None) -> NightlySummary:
 
     ingest_state = ingest(return_state=True)
     ingested = ingest_state.result(raise_on_failure=False)
-    ingest_error = None if ingest_state.is_completed() else str(ingested)
+    errors = [] if ingest_state.is_completed() else [str(ingested)]
+    for extra in settings.extra_sources:  # route and station files, when configured
+        extra_state = ingest(source=extra, return_state=True)
+        if not extra_state.is_completed():
+            errors.append(str(extra_state.result(raise_on_failure=False)))
+    ingest_error = "; ".join(errors) or None
     if ingest_error:
         logger.error("ingest failed, forecasting from the last good data: %s", ingest_error)
 
-    history = load_history(store)
-    if history.empty:
+    available = store.ridership.series_ids()
+    if not available:
         raise Unavailable(f"no clean data under {store.url} to forecast from: {ingest_error}")
+    series = resolve_series(list(settings.series), available)
+    history = load_history(store, [*series, *(t for t in TOTAL_SERIES if t not in series)])
     cutoff, lag_days = nightly_cutoff(day, history.index.max())
     data_used = _data_used(ingested if not ingest_error else None, ingest_error, history.index.max())
     notes = [data_used]
@@ -93,11 +102,11 @@ def nightly(run_date: date | None = None) -> NightlySummary:
     if rnn_models:
         from flows.rnn import retrain_when_due
 
-        retrained = retrain_when_due(store, history, settings, rnn_models, list(settings.series), cutoff)
+        retrained = retrain_when_due(store, history, settings, rnn_models, model_series(rnn_models[0], series), cutoff)
 
     window = training_window(settings, None, None)
     progress = forecast_cutoffs(
-        store, history, settings, models, list(settings.series), pd.DatetimeIndex([cutoff]), window, overwrite=False
+        store, history, settings, models, series, pd.DatetimeIndex([cutoff]), window, overwrite=False
     )
     report = score_and_report(
         store, settings, run_date=pd.Timestamp(day), eval_date=cutoff, target_range=None,

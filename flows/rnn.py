@@ -8,7 +8,7 @@ from datetime import date
 import pandas as pd
 from prefect import flow
 
-from flows.common import load_required_history
+from flows.common import choose_series, load_required_history, model_series
 from flows.settings import Settings
 from storage import Store
 from tasks.core.models import check_models
@@ -77,10 +77,11 @@ def retrain_models(models: list[str] | None = None, cutoff: date | None = None) 
     check_models(models or [])
     settings = Settings.from_env()
     store = Store.open_writable(settings.storage, settings.lock_policy())
-    history = load_required_history(store)
+    series = choose_series(store, None, settings)
+    history = load_required_history(store, series)
     at = pd.Timestamp(cutoff) if cutoff is not None else history.index.max()
     return [
         _retrain(store, history, settings, model, unique_id, at)
         for model in (models or list(settings.rnn_models))
-        for unique_id in settings.series
+        for unique_id in model_series(model, series)
     ]

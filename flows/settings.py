@@ -29,6 +29,10 @@ class Settings:
     """The job's configuration. ``Settings.from_env()`` documents each variable."""
 
     source: str = PORTAL_CSV_URL
+    # The route and station files (portal: Bus Routes - Daily Totals by Route, 'L' Station
+    # Entries - Daily totals), ingested after the totals when set; off by default.
+    route_source: str = ""
+    station_source: str = ""
     # Seeds an empty store when the source cannot be reached; "" disables the fallback.
     offline_snapshot: str = field(default_factory=lambda: str(_project_dir() / "data" / OFFLINE_SNAPSHOT_FILE))
     # The totals file grows by one line a day (0.27 MB for 2001-2021); a cap keeps a runaway or
@@ -65,13 +69,16 @@ class Settings:
         """Build settings from ``RIDERSHIP_*`` variables.
 
         RIDERSHIP_SOURCE            raw CSV: URL, local path or fsspec URL (default: Chicago Data Portal)
+        RIDERSHIP_ROUTE_SOURCE      the bus-route daily totals file the nightly run also ingests (default: none)
+        RIDERSHIP_STATION_SOURCE    the 'L' station entries file the nightly run also ingests (default: none)
         RIDERSHIP_OFFLINE_SNAPSHOT  file that seeds an empty store when the source cannot be reached
                                     (default: the bundled data/ snapshot; empty: no fallback)
         RIDERSHIP_MAX_SOURCE_MB     a raw file larger than this is rejected unread (default: 64)
         RIDERSHIP_SOURCE_TIMEOUT_S  a download must finish within this many seconds (default: 120)
         RIDERSHIP_SOURCE_RETRY_DELAY_S  first retry delay of a transient failure; doubles, 3 retries (default: 10)
         RIDERSHIP_STORAGE           storage root: local path or fsspec URL (default: ./var/storage)
-        RIDERSHIP_SERIES            comma-separated series to forecast (default: bus,rail)
+        RIDERSHIP_SERIES            comma-separated series ids or patterns to forecast (default: bus,rail;
+                                    e.g. bus,rail,route:*,station:* or *)
         RIDERSHIP_HORIZON           days ahead forecast from each cutoff (default: 14)
         RIDERSHIP_SARIMA_TRAIN_DAYS   SARIMA's rolling window in days (default: 182; 0: expanding)
         RIDERSHIP_SARIMA_TRAIN_START  first date of the expanding window when TRAIN_DAYS is 0 (default: 2018-01-01)
@@ -94,6 +101,8 @@ class Settings:
         train_days = int(env.get("RIDERSHIP_SARIMA_TRAIN_DAYS", defaults.sarima_train_days))
         return cls(
             source=env.get("RIDERSHIP_SOURCE", defaults.source),
+            route_source=env.get("RIDERSHIP_ROUTE_SOURCE", defaults.route_source),
+            station_source=env.get("RIDERSHIP_STATION_SOURCE", defaults.station_source),
             max_source_bytes=int(float(env.get("RIDERSHIP_MAX_SOURCE_MB", defaults.max_source_bytes / 2**20)) * 2**20),
             source_timeout_s=float(env.get("RIDERSHIP_SOURCE_TIMEOUT_S", defaults.source_timeout_s)),
             source_retry_delay_s=float(env.get("RIDERSHIP_SOURCE_RETRY_DELAY_S", defaults.source_retry_delay_s)),
@@ -116,6 +125,10 @@ class Settings:
             lock_wait_s=float(env.get("RIDERSHIP_LOCK_WAIT_S", defaults.lock_wait_s)),
             lock_lease_s=float(env.get("RIDERSHIP_LOCK_LEASE_S", defaults.lock_lease_s)),
         )
+
+    @property
+    def extra_sources(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.route_source, self.station_source) if s)
 
     def lock_policy(self) -> LockPolicy:
         return LockPolicy(wait_s=self.lock_wait_s, lease_s=self.lock_lease_s)

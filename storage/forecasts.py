@@ -80,13 +80,18 @@ class ForecastStore:
 
     def stored(self, model: str, unique_id: str) -> set[pd.Timestamp]:
         """Cutoffs already stored for one model and series (read from folder names only)."""
-        found: set[pd.Timestamp] = set()
+        return self.stored_by_series(model).get(unique_id, set())
+
+    def stored_by_series(self, model: str) -> dict[str, set[pd.Timestamp]]:
+        """Series → cutoffs already stored for ``model`` (one listing per cutoff folder)."""
+        found: dict[str, set[pd.Timestamp]] = {}
         for folder in self.root.listdir(self.root.join(FORECASTS)):
             if not folder.startswith("cutoff="):
                 continue
-            model_folder = self.root.join(FORECASTS, folder, f"model={model}")
-            if f"part-{unique_id}.parquet" in self.root.listdir(model_folder):
-                found.add(pd.Timestamp(folder.removeprefix("cutoff=")))
+            cutoff = pd.Timestamp(folder.removeprefix("cutoff="))
+            for name in self.root.listdir(self.root.join(FORECASTS, folder, f"model={model}")):
+                if name.startswith("part-") and name.endswith(".parquet"):
+                    found.setdefault(name.removeprefix("part-").removesuffix(".parquet"), set()).add(cutoff)
         return found
 
     def read(

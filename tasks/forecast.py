@@ -3,33 +3,40 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from storage import Store
-from tasks.core.forecaster import history_from_clean
 from tasks.core.models import SarimaOptions, statistical_forecaster
+from tasks.core.series_activity import history_from_series
 from tasks.core.walk_forward import TrainingWindow, historical_forecasts
 
 
 @task(cache_policy=NO_CACHE)
-def load_history(store: Store) -> pd.DataFrame:
-    """The clean series as a model history (``ds`` index; bus, rail, day_type)."""
-    return history_from_clean(store.ridership.read_clean())
+def load_history(store: Store, series: Sequence[str] | None = None) -> pd.DataFrame:
+    """The clean store as a model history (``ds`` index; one column per series of ``series``,
+    default all, and ``day_type``)."""
+    return history_from_series(store.ridership.read_series(), series)
 
 
 @task(cache_policy=NO_CACHE)
 def cutoffs_to_run(
-    store: Store, model: str, series: Sequence[str], cutoffs: Sequence[pd.Timestamp], overwrite: bool
+    store: Store, model: str, active: Mapping[str, Sequence[pd.Timestamp]], cutoffs: Sequence[pd.Timestamp],
+    overwrite: bool,
 ) -> list[pd.Timestamp]:
-    """The cutoffs still missing for any of ``series`` (all of them with ``overwrite``)."""
+    """The cutoffs at which a series active then (``active``: series → its cutoffs with data
+    enough to forecast) has no stored forecast of ``model`` (every cutoff with ``overwrite``)."""
     if overwrite:
         return list(cutoffs)
-    stored = [store.forecasts.stored(model, unique_id) for unique_id in series]
-    return [c for c in cutoffs if not all(c in done for done in stored)]
+    stored = store.forecasts.stored_by_series(model)
+    wanted = {unique_id: set(days) for unique_id, days in active.items()}
+    return [
+        c for c in cutoffs
+        if any(c in days and c not in stored.get(unique_id, set()) for unique_id, days in wanted.items())
+    ]
 
 
 @task(cache_policy=NO_CACHE)

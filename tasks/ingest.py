@@ -14,6 +14,9 @@ from prefect.tasks import exponential_backoff
 from storage import Store
 from storage.source import SourceUnavailable, fetch_source
 from tasks.core.cleaning import ValidatedBatch, merge_into_clean, read_raw_csv, validate_batch
+from tasks.core.series_cleaning import (
+    TOTALS, SeriesBatch, merge_series, read_series_csv, series_catalog, source_kind, validate_series_batch,
+)  # fmt: skip
 
 QUARANTINE_LINES_LOGGED = 20
 SERVICE_TIMEZONE = "America/Chicago"
@@ -45,6 +48,8 @@ class IngestSummary:
     first_date: str | None
     last_date: str | None
     quarantine_path: str | None
+    kind: str = TOTALS  # totals, routes or stations: what the file's header said it is
+    series: int = 2  # series the file holds
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -111,7 +116,7 @@ def validate_raw(data: bytes, source: str, ingested_at: datetime) -> ValidatedBa
     read = read_raw_csv(data, source)
     for warning in read.warnings:
         logger.warning(warning)
-    batch = validate_batch(read, as_of=pd.Timestamp(ingested_at).tz_convert(SERVICE_TIMEZONE).tz_localize(None))
+    batch = validate_batch(read, as_of=_as_of(ingested_at))
     for row in batch.quarantined.head(QUARANTINE_LINES_LOGGED).itertuples():
         logger.warning("%s: line %d: %s", source, row.source_line, row.rules)
     for row in batch.calendar_mismatches.itertuples():
@@ -120,6 +125,67 @@ def validate_raw(data: bytes, source: str, ingested_at: datetime) -> ValidatedBa
             source, row.service_date.date(), row.day_type, row.calendar_day_type,
         )
     return batch
+
+
+def kind_of(raw: RawFile) -> str:
+    """``totals``, ``routes`` or ``stations``, from the file's header."""
+    return source_kind(raw.data)
+
+
+def _as_of(ingested_at: datetime) -> pd.Timestamp:
+    return pd.Timestamp(ingested_at).tz_convert(SERVICE_TIMEZONE).tz_localize(None)
+
+
+@task(cache_policy=NO_CACHE)
+def validate_series_raw(data: bytes, source: str, kind: str, ingested_at: datetime) -> SeriesBatch:
+    logger = get_run_logger()
+    read = read_series_csv(data, source, kind)
+    for warning in read.warnings:
+        logger.warning(warning)
+    batch = validate_series_batch(read, kind, as_of=_as_of(ingested_at))
+    for row in batch.quarantined.head(QUARANTINE_LINES_LOGGED).itertuples():
+        logger.warning("%s: line %d: %s", source, row.source_line, row.rules)
+    return batch
+
+
+@task(cache_policy=NO_CACHE)
+def quarantine_series_rows(store: Store, batch: SeriesBatch, source: str, ingested_at: datetime) -> str | None:
+    if batch.quarantined.empty:
+        return None
+    return store.ridership.write_series_quarantine(batch.quarantined, source, ingested_at)
+
+
+@task(cache_policy=NO_CACHE)
+def merge_series_clean(
+    store: Store, batch: SeriesBatch, raw: RawFile, kind: str, ingested_at: datetime, raw_path: str,
+    quarantine_path: str | None,
+) -> IngestSummary:
+    """Upsert a route or station file's rows into the long store, and refresh the catalog."""
+    source = raw.origin
+    with store.lock("clean", f"ingest of {source}"):
+        _migrate(store)
+        merged = merge_series(store.ridership.read_series(), batch.valid)
+        if merged.changed:
+            if not merged.revisions.empty:
+                store.ridership.write_series_revisions(merged.revisions, source, ingested_at)
+            store.ridership.write_series(merged.clean)
+        store.ridership.write_catalog(series_catalog(merged.clean, batch.names, store.ridership.read_catalog()))
+    mine = merged.clean[merged.clean["unique_id"].isin(set(batch.valid["unique_id"]))]
+    dates = mine["service_date"]
+    return IngestSummary(
+        source=source, requested_source=raw.requested_source, fallback_reason=raw.fallback_reason,
+        raw_path=raw_path, rows_read=batch.rows_read, duplicates_dropped=batch.duplicates_dropped,
+        quarantined=len(batch.quarantined), calendar_mismatches=0, added=merged.added, revised=merged.revised,
+        clean_rows=len(mine), first_date=str(dates.min().date()) if len(dates) else None,
+        last_date=str(dates.max().date()) if len(dates) else None, quarantine_path=quarantine_path,
+        kind=kind, series=int(mine["unique_id"].nunique()),
+    )
+
+
+def _migrate(store: Store) -> None:
+    """A store from before the long format is rewritten long on its first ingest (same values)."""
+    if store.ridership.migrate():
+        get_run_logger().warning("clean store %s migrated to the long format (one row per series and date)", store.url)
 
 
 @task(cache_policy=NO_CACHE)
@@ -138,6 +204,7 @@ def merge_clean(
     # Read, merge and write under a lease: another run ingesting into the same root between our
     # read and our write would otherwise have its rows dropped by our write.
     with store.lock("clean", f"ingest of {source}"):
+        _migrate(store)
         merged = merge_into_clean(store.ridership.read_clean(), batch.valid)
         if merged.changed:
             if not merged.revisions.empty:

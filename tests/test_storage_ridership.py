@@ -29,8 +29,10 @@ def test_clean_round_trip_is_one_dataset(storage_root: str):
     back = store.ridership.read_clean()
     pd.testing.assert_frame_equal(back, batch.valid)
     dataset = ds.dataset(str(Path(storage_root) / "clean"))
-    assert dataset.to_table().num_rows == 2
-    assert len(pd.read_parquet(Path(storage_root) / "clean")) == 2
+    assert dataset.to_table().num_rows == 4  # long: one row per (series, date)
+    long = pd.read_parquet(Path(storage_root) / "clean")
+    assert list(long.columns) == ["unique_id", "service_date", "day_type", "y"]
+    assert long.groupby("unique_id")["y"].sum().to_dict() == {"bus": 700_000, "rail": 500_000}
 
 
 def test_read_clean_before_first_ingest_is_empty_and_typed(storage_root: str):

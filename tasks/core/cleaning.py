@@ -64,7 +64,7 @@ class MergeResult:
         return self.added > 0 or self.revised > 0
 
 
-def read_raw_csv(data: bytes, source: str) -> RawRead:
+def read_raw_csv(data: bytes, source: str, columns: tuple[str, ...] = RAW_COLUMNS) -> RawRead:
     """Read the portal CSV robustly: UTF-8 with or without BOM, CRLF, any column order.
 
     The header decides the columns: a header that repeats a column name is rejected (which copy
@@ -86,20 +86,20 @@ def read_raw_csv(data: bytes, source: str) -> RawRead:
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:
         raise RawFileError(source, f"column(s) named twice in the header: {', '.join(repeated)}")
-    missing = [c for c in RAW_COLUMNS if c not in header]
+    missing = [c for c in columns if c not in header]
     if missing:
         found = ", ".join(header) or "none"
         raise RawFileError(source, f"missing columns {', '.join(missing)} (found: {found})")
     warnings: list[str] = []
-    extra = [c for c in header if c not in RAW_COLUMNS]
+    extra = [c for c in header if c not in columns]
     if extra:
         warnings.append(f"{source}: ignoring extra columns {', '.join(extra)}")
     if not records:
         raise RawFileError(source, "no data rows")
-    positions = [header.index(c) for c in RAW_COLUMNS]
+    positions = [header.index(c) for c in columns]
     width = len(header)
     cells = pd.DataFrame(
-        [[row[p].strip() if p < len(row) else "" for p in positions] for _, row in records], columns=list(RAW_COLUMNS)
+        [[row[p].strip() if p < len(row) else "" for p in positions] for _, row in records], columns=list(columns)
     )
     cells.insert(0, "source_line", [line for line, _ in records])
     field_counts = np.array([len(row) for _, row in records])
@@ -108,6 +108,13 @@ def read_raw_csv(data: bytes, source: str) -> RawRead:
         for position, count in enumerate(field_counts) if count != width
     }
     return RawRead(cells=cells, warnings=warnings, shape_rules=shape_rules)
+
+
+def header_names(data: bytes) -> list[str]:
+    """The lower-cased column names of the file's first line (what decides its kind; the full
+    read reports any encoding problem)."""
+    first = data[: 64 * 1024].decode("utf-8-sig", errors="replace").splitlines()[:1]
+    return [name.strip().lower() for name in next(csv.reader(first), [])] if first else []
 
 
 def parse_service_dates(text: pd.Series) -> pd.Series:
@@ -139,9 +146,13 @@ def _parse_cells(cells: pd.DataFrame) -> tuple[pd.DataFrame, dict[int, list[str]
     return parsed, parse_rules
 
 
-def _schema_rules(parsed: pd.DataFrame, already_explained: dict[int, list[str]]) -> dict[int, list[str]]:
+def schema_rules(
+    parsed: pd.DataFrame, already_explained: dict[int, list[str]], schema: type[pa.DataFrameModel] = RawRidership
+) -> dict[int, list[str]]:
+    """The rules of ``schema`` each row breaks, as ``column:check(value)`` strings (a column
+    whose value a parse rule already explained is not reported again as missing)."""
     try:
-        RawRidership.validate(parsed, lazy=True)
+        schema.validate(parsed, lazy=True)
         return {}
     except pa.errors.SchemaErrors as errors:
         failures = errors.failure_cases
@@ -179,7 +190,7 @@ def validate_batch(read: RawRead, as_of: pd.Timestamp | None = None) -> Validate
     if as_of is not None:
         for position in parsed.index[parsed["service_date"] > pd.Timestamp(as_of).normalize()]:
             rules.setdefault(position, []).append(f"service_date:after_ingest_date({pd.Timestamp(as_of).date()})")
-    for position, found in _schema_rules(parsed, rules).items():
+    for position, found in schema_rules(parsed, rules).items():
         rules.setdefault(position, []).extend(found)
     bad = parsed.index.isin(list(rules))
     good = parsed[~bad]

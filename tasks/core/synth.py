@@ -84,14 +84,13 @@ import numpy as np
 import pandas as pd
 
 from schemas.errors import InvalidInput
+from schemas.ridership import RAW_COLUMNS
+from schemas.series import ROUTE_COLUMNS, ROUTES, STATION_COLUMNS, STATIONS, TOTALS
 from tasks.core.calendar import SATURDAY, SUNDAY_HOLIDAY, day_types
 from tasks.core.calendar_features import calendar_features
 
-ROUTE_COLUMNS = ("route", "date", "daytype", "rides")
-STATION_COLUMNS = ("station_id", "stationname", "date", "daytype", "rides")
-TOTAL_COLUMNS = ("service_date", "day_type", "bus", "rail_boardings", "total_rides")
+TOTAL_COLUMNS = RAW_COLUMNS
 
-ROUTES, STATIONS, TOTALS = "routes", "stations", "totals"
 MIN_DAYS = 28
 MAX_ROUTES = 2000
 MAX_STATIONS = 999
