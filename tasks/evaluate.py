@@ -90,7 +90,11 @@ def publish_report(
     alerts = mape_alerts(metrics, mape_threshold, eval_date=eval_date)
     for alert in alerts:
         logger.warning(alert.message)
+    # The charts need the last PLOT_WEEKS weeks; the many-series aggregate every target of the window.
     plot_start = eval_date - pd.Timedelta(weeks=PLOT_WEEKS) - pd.Timedelta(days=horizon)
+    in_window = metrics.loc[(metrics["window"] == window) & (metrics["eval_date"] == eval_date), "window_start"]
+    if not in_window.empty:
+        plot_start = min(plot_start, in_window.min() - pd.Timedelta(days=horizon))
     forecasts = store.forecasts.read(start=plot_start, end=eval_date)
     report = render_report(
         metrics, forecasts, store.ridership.read_clean(), run_date=run_date, eval_date=eval_date,
@@ -103,6 +107,11 @@ def publish_report(
         table=leaderboard_artifact_rows(board),
         description=f"Leaderboard at {eval_date.date()}, window {window}",
     )
+    if report.aggregate_rows:
+        create_table_artifact(
+            key=artifact_key(artifact_prefix, "aggregate-leaderboard"), table=report.aggregate_rows,
+            description=f"All series but bus and rail at {eval_date.date()}, window {window} (definitions: README, Reports)",
+        )
     create_markdown_artifact(
         key=artifact_key(artifact_prefix, "report"), markdown=report.artifact_markdown,
         description=f"Report for run date {run_date.date()}: {folder}",

@@ -48,6 +48,16 @@ def is_combination(model: str) -> bool:
     return model in COMBINATION_MODELS
 
 
+MODEL_FAMILIES = ("statistical", "rnn", "combination", "other")
+
+
+def model_family(model: str) -> str:
+    """The family a model name belongs to (one of :data:`MODEL_FAMILIES`; ``other`` if unknown)."""
+    if model in STATISTICAL_MODELS:
+        return "statistical"
+    return "rnn" if is_rnn(model) else "combination" if is_combination(model) else "other"
+
+
 def statistical_forecaster(model: str, sarima: SarimaOptions = SarimaOptions()) -> Forecaster:
     from tasks.core.naive import SeasonalNaiveForecaster
     from tasks.core.ridge import RidgeForecaster

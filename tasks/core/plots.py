@@ -129,8 +129,35 @@ def mae_by_horizon_png(
     return _to_png(figure)
 
 
-def _new_figure() -> tuple[Figure, Axes]:
-    figure = Figure(figsize=_FIGSIZE, dpi=_DPI, layout="constrained")
+def mape_distribution_png(
+    scores: pd.DataFrame,
+    title: str,
+    reference_model: str,
+    colors: Mapping[str, str],
+) -> bytes:
+    """Per-series MAPE of each model: a horizontal box per model (quartiles, whiskers at 1.5 IQR)
+    over a dot per series. ``scores`` holds ``model, mape`` rows, one per series and model."""
+    rows = scores[scores["mape"].notna()]
+    models = sorted(rows["model"].astype(str).unique(), reverse=True)  # first name on top
+    figure, axes = _new_figure((_FIGSIZE[0], 1.2 + 0.45 * max(len(models), 1)))
+    jitter = np.random.default_rng(0)  # fixed: the same data gives the same bytes
+    for position, model in enumerate(models, start=1):
+        values = rows.loc[rows["model"] == model, "mape"].to_numpy(np.float64)
+        color = REFERENCE_STYLE["color"] if model == reference_model else colors.get(model, "C0")
+        axes.boxplot(values, positions=[position], orientation="horizontal", widths=0.6, showfliers=False,
+                     medianprops={"color": color, "linewidth": 2}, boxprops={"color": color})  # fmt: skip
+        spread = jitter.uniform(-0.18, 0.18, values.size)
+        axes.scatter(values, position + spread, s=6, color=color, alpha=0.5, linewidths=0, zorder=3)
+    axes.set_yticks(range(1, len(models) + 1), labels=models)
+    axes.xaxis.set_major_formatter(StrMethodFormatter("{x:.0f}%"))
+    axes.set_xlim(left=0)
+    axes.set_xlabel("MAPE per series (percent)")
+    axes.set_title(title)
+    return _to_png(figure)
+
+
+def _new_figure(figsize: tuple[float, float] = _FIGSIZE) -> tuple[Figure, Axes]:
+    figure = Figure(figsize=figsize, dpi=_DPI, layout="constrained")
     FigureCanvasAgg(figure)  # attaches itself as figure.canvas
     axes = figure.add_subplot()
     axes.grid(True, alpha=0.3)

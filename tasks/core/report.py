@@ -17,11 +17,19 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from tasks.core.plots import model_colors, series_charts
-from tasks.core.scoring import DEFAULT_ALERT_WINDOW, REFERENCE_MODEL, MapeAlert, actuals_long, leaderboard
+from schemas.metrics import ALL_HORIZONS
+from tasks.core.aggregate import EXTREME_SERIES, aggregate_leaderboard, series_extremes, series_scores
+from tasks.core.artifacts import to_json_records
+from tasks.core.models import MODEL_FAMILIES, model_family
+from tasks.core.plots import Chart, mape_distribution_png, model_colors, series_charts
+from tasks.core.scoring import (
+    DEFAULT_ALERT_WINDOW, DEFAULT_SERIES, REFERENCE_MODEL, MapeAlert, Window, actuals_long, leaderboard,
+)  # fmt: skip
 
 ALERT_MARK = "\u26a0"  # ⚠
 NOTHING = "–"
+MAX_SERIES_SECTIONS = 6
+"""With more series than this, only the system totals get a section; the rest are aggregated."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,9 @@ class Report:
     html: str
     images: dict[str, bytes]
     artifact_markdown: str
+    aggregate_rows: list[dict[str, Any]] = field(default_factory=list)
+    """The aggregate leaderboard over the other series as JSON-safe rows (empty unless the
+    report was rendered at scale), for a Prefect table artifact."""
 
 
 def render_report(
@@ -52,12 +63,19 @@ def render_report(
     plot_weeks: int = 8,
     plot_horizon: int = 1,
     latest_cutoff: pd.Timestamp | str | None = None,
+    max_series_sections: int = MAX_SERIES_SECTIONS,
 ) -> Report:
     """Leaderboard per series (``window`` at ``eval_date``), alerts and charts.
 
     ``forecasts`` (forecast contract) and ``actuals`` (clean or long form) feed the chart of the
     last ``plot_weeks`` weeks up to ``eval_date``; ``data_note`` (e.g. how far actuals lag) and
     ``alerts`` come from the flow. Models in ``alerts`` are marked in their leaderboard row.
+
+    With more than ``max_series_sections`` series, only ``bus`` and ``rail`` keep a section; every
+    other series goes into one "All other series" section (:func:`_other_series`): the aggregate
+    leaderboard, the worst and best series per model and one MAPE chart per model family. That
+    section is computed from ``forecasts`` and ``actuals``, so ``forecasts`` must then reach back
+    over the whole window (alerts on those series are summed up per model).
     """
     eval_stamp = pd.Timestamp(eval_date).normalize()
     board = leaderboard(metrics, window, reference_model, eval_stamp)
@@ -66,6 +84,8 @@ def render_report(
     colors = model_colors([*board["model"], *forecasts["model"].astype(str)])
     alerted = {(a.unique_id, a.model) for a in alerts}
     series = sorted({*board["unique_id"], *forecasts["unique_id"].astype(str)})
+    at_scale = len(series) > max_series_sections
+    others = [s for s in series if s not in DEFAULT_SERIES] if at_scale else []
 
     title = f"Ridership forecast report {_day(run_date)}"
     blocks: list[_Block] = [
@@ -79,39 +99,124 @@ def render_report(
     if data_note:
         blocks.append(_Paragraph(f"Data: {data_note}", css_class="note"))
     blocks.append(_Heading(2, "Alerts"))
-    if alerts:
-        blocks.append(_Bullets([f"{ALERT_MARK} {a.message}" for a in alerts], css_class="alert"))
+    listed = [a for a in alerts if a.unique_id not in others]
+    bullets = [f"{ALERT_MARK} {a.message}" for a in listed] + _grouped_alerts([a for a in alerts if a.unique_id in others])
+    if bullets:
+        blocks.append(_Bullets(bullets, css_class="alert"))
     else:
         blocks.append(_Paragraph("No alerts."))
 
     images: dict[str, bytes] = {}
-    for unique_id in series:
+    for unique_id in [s for s in series if s not in others]:
         blocks.append(_Heading(2, f"Series {unique_id}"))
         rows = board[board["unique_id"] == unique_id]
         max_h = window_rows.loc[window_rows["unique_id"] == unique_id, "h"].max()
         if rows.empty:
             blocks.append(_Paragraph(f"No forecasts scored in window {window} yet."))
         else:
-            blocks.append(_leaderboard_table(rows, alerted, max_h if pd.notna(max_h) else None))
+            blocks.append(_leaderboard_table(rows, alerted, _horizons_label(max_h)))
         if latest_cutoff is not None:
             blocks.extend(_latest_forecasts(forecasts, unique_id, pd.Timestamp(latest_cutoff).normalize()))
         charts = series_charts(
             unique_id, forecasts, long_actuals, window_rows, eval_date=eval_stamp, weeks=plot_weeks,
             horizon=plot_horizon, window=window, reference_model=reference_model, colors=colors,
         )  # fmt: skip
-        for chart in charts:
-            # Two series ids may slug to the same file name; never let one chart overwrite another.
-            if chart.filename in images:
-                raise ValueError(f"series ids collide on chart file name {chart.filename}")
-            images[chart.filename] = chart.png
-            blocks.append(_Image(chart.filename, chart.caption))
+        blocks.extend(_add_charts(images, charts))
+    aggregate = pd.DataFrame()
+    if others:
+        section, charts, aggregate = _other_series(
+            others, forecasts, actuals, window_rows, window, reference_model, alerted, colors
+        )
+        blocks.extend(section)
+        blocks.extend(_add_charts(images, charts))
 
     return Report(
         markdown=_to_markdown(blocks, with_images=True),
         html=_to_html(blocks, images, title),
         images=images,
         artifact_markdown=_to_markdown(blocks, with_images=False),
+        aggregate_rows=to_json_records(aggregate, decimals=3),
     )
+
+
+def _add_charts(images: dict[str, bytes], charts: Sequence[Chart]) -> list["_Block"]:
+    """Store each chart's PNG under its file name; the image blocks that show them."""
+    for chart in charts:
+        # Two series ids may slug to the same file name; never let one chart overwrite another.
+        if chart.filename in images:
+            raise ValueError(f"series ids collide on chart file name {chart.filename}")
+        images[chart.filename] = chart.png
+    return [_Image(chart.filename, chart.caption) for chart in charts]
+
+
+def _grouped_alerts(alerts: Sequence[MapeAlert], shown: int = 3) -> list[str]:
+    """One line per model (and threshold, window, horizon) for alerts on the aggregated series."""
+    groups: dict[tuple[str, str, int, float], list[MapeAlert]] = {}
+    for alert in alerts:
+        groups.setdefault((alert.model, alert.window, alert.h, alert.threshold), []).append(alert)
+    lines = []
+    for (model, window, h, threshold), group in sorted(groups.items()):
+        worst = sorted(group, key=lambda a: (-a.mape, a.unique_id))[:shown]
+        horizons = "all horizons" if h == ALL_HORIZONS else f"h={h}"
+        examples = ", ".join(f"{a.unique_id} {a.mape:.1f}%" for a in worst)
+        lines.append(
+            f"{ALERT_MARK} {model}: MAPE over {window} ({horizons}) exceeds {threshold:g}% on {len(group)} "
+            f"other series (worst: {examples})"
+        )
+    return lines
+
+
+_AGGREGATE_DEFINITIONS = (
+    "Per model over the series it scored: 'mean' averages the per-series MAE or MAPE, every "
+    "series alike; 'wtd' weights each series' MAE by its volume (its mean actual over the window); "
+    "WAPE = total absolute error / total actual volume, in percent (the volume-weighted MAPE); "
+    "'vs ref' = weighted MAE divided by the reference's on the series both scored."
+)
+
+
+def _other_series(
+    others: Sequence[str],
+    forecasts: pd.DataFrame,
+    actuals: pd.DataFrame,
+    window_rows: pd.DataFrame,
+    window: str,
+    reference_model: str,
+    alerted: set[tuple[str, str]],
+    colors: dict[str, str],
+) -> tuple[list["_Block"], list[Chart], pd.DataFrame]:
+    """The section of every series but the system totals: blocks, charts, aggregate leaderboard."""
+    blocks: list[_Block] = [_Heading(2, f"All other series ({len(others)})")]
+    if window_rows.empty:
+        return [*blocks, _Paragraph(f"No forecasts scored in window {window} yet.")], [], pd.DataFrame()
+    span = Window(window, window_rows["window_start"].iloc[0], window_rows["window_end"].iloc[0])
+    scores = series_scores(forecasts, actuals, span, exclude=DEFAULT_SERIES)
+    board = aggregate_leaderboard(scores, reference_model)
+    other_rows = window_rows[window_rows["unique_id"].isin(others)]
+    expected = int(other_rows.loc[other_rows["h"] == ALL_HORIZONS, "count"].sum())
+    pooled = scores[scores["h"] == ALL_HORIZONS]
+    scored, all_h = int(pooled["count"].sum()), _horizons_label(other_rows["h"].max())
+    scored_series = pooled["unique_id"].nunique()
+    blocks.append(_Paragraph(f"{scored_series} of these series scored in window {window}. {_AGGREGATE_DEFINITIONS}"))
+    if scored != expected:
+        note = f"The aggregate covers {scored:,d} of the {expected:,d} scored forecasts: the forecasts given do not reach over the whole window."
+        blocks.append(_Paragraph(note, css_class="note"))
+    if board.empty:
+        return blocks, [], board
+    blocks.append(_aggregate_table(board, all_h))
+    extremes = series_extremes(scores, EXTREME_SERIES)
+    for model in board["model"]:
+        blocks.append(_Heading(3, f"{model}: worst and best series by MAPE {all_h}"))
+        blocks.append(_extremes_table(extremes[extremes["model"] == model], model, alerted))
+    charts = []
+    for family in MODEL_FAMILIES:
+        rows = pooled[pooled["model"].map(model_family) == family]
+        if rows["mape"].notna().any():
+            caption = f"Per-series MAPE {all_h} of the {family} models, window {window} ({rows['unique_id'].nunique()} series)"
+            png = mape_distribution_png(rows, caption, reference_model, colors)
+            charts.append(Chart(f"mape_by_series_{family}.png", caption, png))
+    if charts:
+        blocks.append(_Heading(3, "Per-series MAPE by model family"))
+    return blocks, charts, board
 
 
 def _latest_forecasts(forecasts: pd.DataFrame, unique_id: str, cutoff: pd.Timestamp) -> list["_Block"]:
@@ -172,9 +277,13 @@ class _Image:
 _Block = _Heading | _Paragraph | _Bullets | _Table | _Image
 
 
-def _leaderboard_table(rows: pd.DataFrame, alerted: set[tuple[str, str]], max_h: int | None) -> _Table:
-    all_h = f"h=1..{int(max_h)}" if max_h else "all h"
-    columns: list[tuple[str, str, Callable[[Any], str]]] = [
+def _horizons_label(max_h: Any) -> str:
+    """``h=1..H`` for the pooled columns, from the largest ``h`` among metrics rows (if any)."""
+    return f"h=1..{int(max_h)}" if not _missing(max_h) and max_h > 0 else "all h"
+
+
+def _leaderboard_table(rows: pd.DataFrame, alerted: set[tuple[str, str]], all_h: str) -> _Table:
+    columns: list[_Column] = [
         ("Rank", "rank_all", _rank), ("Rank h=1", "rank_h1", _rank),
         ("MAE h=1", "mae_h1", _boardings), ("MAPE h=1", "mape_h1", _percent), ("vs ref h=1", "rel_mae_h1", _ratio),
         (f"MAE {all_h}", "mae_all", _boardings), (f"MAPE {all_h}", "mape_all", _percent),
@@ -185,15 +294,56 @@ def _leaderboard_table(rows: pd.DataFrame, alerted: set[tuple[str, str]], max_h:
     body, classes = [], []
     for row in rows.itertuples(index=False):
         flagged = (row.unique_id, row.model) in alerted
-        label = f"{ALERT_MARK} {row.model}" if flagged else str(row.model)
-        label += " (reference)" if row.is_reference else ""
-        label += " (MAPE alert)" if flagged else ""
-        cells = [_rank(row.rank_all), label, *(fmt(getattr(row, col)) for _, col, fmt in columns[1:])]
-        body.append(cells)
+        label = _model_label(str(row.model), row.is_reference) + (" (MAPE alert)" if flagged else "")
+        body.append([_rank(row.rank_all), f"{ALERT_MARK} {label}" if flagged else label, *_cells(row, columns[1:])])
         classes.append("alert" if flagged else "reference" if row.is_reference else "")
     headers = [columns[0][0], "Model", *(title for title, _, _ in columns[1:])]
     numeric = [True, False, *([True] * (len(columns) - 1))]
     return _Table(headers, body, numeric, classes)
+
+
+def _aggregate_table(board: pd.DataFrame, all_h: str) -> _Table:
+    columns: list[_Column] = [("Series", "series_all", _count)]
+    for suffix, label in (("h1", "h=1"), ("all", all_h)):
+        columns += [
+            (f"MAE {label} mean", f"mae_mean_{suffix}", _boardings), (f"MAE {label} wtd", f"mae_weighted_{suffix}", _boardings),
+            (f"MAPE {label} mean", f"mape_mean_{suffix}", _percent), (f"WAPE {label}", f"wape_{suffix}", _percent),
+            (f"vs ref {label}", f"rel_mae_{suffix}", _ratio),
+        ]  # fmt: skip
+    columns.append(("Scored", "count_all", _count))
+    body = [[_model_label(str(row.model), row.is_reference), *_cells(row, columns)] for row in board.itertuples(index=False)]
+    classes = ["reference" if flag else "" for flag in board["is_reference"]]
+    return _Table(["Model", *(title for title, _, _ in columns)], body, [False, *([True] * len(columns))], classes)
+
+
+def _extremes_table(extremes: pd.DataFrame, model: str, alerted: set[tuple[str, str]]) -> _Table:
+    """Worst and best series side by side, ``#`` 1 being the worst and the best."""
+    sides = [extremes[extremes["side"] == side].reset_index(drop=True) for side in ("worst", "best")]
+    body = []
+    for index in range(max(len(side) for side in sides)):
+        cells = [str(index + 1)]
+        for side in sides:
+            if index < len(side):
+                row = side.iloc[index]
+                mark = f"{ALERT_MARK} " if (row["unique_id"], model) in alerted else ""
+                cells += [mark + str(row["unique_id"]), _percent(row["mape"]), _boardings(row["mae"]), _boardings(row["level"])]
+            else:
+                cells += [NOTHING] * 4
+        body.append(cells)
+    headers = ["#", *(f"{side} {column}" for side in ("Worst", "Best") for column in ("series", "MAPE", "MAE", "volume"))]
+    return _Table(headers, body, [True, *([False, True, True, True] * 2)])
+
+
+def _model_label(model: str, is_reference: bool) -> str:
+    return f"{model} (reference)" if is_reference else model
+
+
+_Column = tuple[str, str, Callable[[Any], str]]
+
+
+def _cells(row: Any, columns: Sequence[_Column]) -> list[str]:
+    """The formatted cells of one itertuples row, in the order of ``columns``."""
+    return [fmt(getattr(row, column)) for _, column, fmt in columns]
 
 
 def _to_markdown(blocks: Sequence[_Block], with_images: bool) -> str:

@@ -115,16 +115,35 @@ def score_forecasts(
     chosen = list(trailing_windows(eval_date) if windows is None else windows)
     if not chosen or len({w.name for w in chosen}) != len(chosen):
         raise ValueError("give at least one window, each with a distinct name")
-    # Sorting before summing fixes the order floats are added in: identical bits on every rerun,
-    # whatever order the forecast partitions were read in.
-    joined = join_actuals(forecasts, actuals).sort_values(["unique_id", "model", "h", "ds"], kind="stable")
-    per_forecast = _per_forecast_terms(joined)
+    per_forecast = _sorted_terms(forecasts, actuals)
     parts = [
         _score_window(per_forecast, window, order).assign(eval_date=_midnight(eval_date))
         for order, window in enumerate(chosen)
     ]
     metrics = pd.concat(parts, ignore_index=True).sort_values(["_order", "unique_id", "model", "h"], kind="stable")
     return MetricsSchema.validate(_finalise(metrics.reset_index(drop=True)))
+
+
+def window_scores(forecasts: pd.DataFrame, actuals: pd.DataFrame, window: Window) -> pd.DataFrame:
+    """Per ``unique_id, model, h`` (``h = 0`` pooled) in ``window``: the metrics' ``count``,
+    ``mae`` and ``mape`` (the same terms and order as :func:`score_forecasts`, so the same bits)
+    plus the sums behind them, ``abs_error`` = sum |y_hat - y| and ``abs_actual`` = sum |y| over
+    the scored forecasts. Rows with nothing scored are left out.
+    """
+    sums = _score_window(_sorted_terms(forecasts, actuals), window, 0)
+    sums = sums[sums["n_scored"] > 0].sort_values([*_GROUP, "h"], kind="stable")
+    return pd.DataFrame(
+        {
+            "unique_id": sums["unique_id"].astype(str),
+            "model": sums["model"].astype(str),
+            "h": sums["h"].astype(np.int64),
+            "count": sums["n_scored"].astype(np.int64),
+            "mae": _ratio(sums["sum_abs_error"], sums["n_scored"]),
+            "mape": _ratio(sums["sum_abs_pct"], sums["n_pct"]),
+            "abs_error": sums["sum_abs_error"].astype(np.float64),
+            "abs_actual": sums["sum_abs_actual"].astype(np.float64),
+        }
+    ).reset_index(drop=True)
 
 
 def leaderboard(
@@ -254,6 +273,13 @@ def _normalise_actuals(long: pd.DataFrame) -> pd.DataFrame:
     return result.dropna(subset=["y"]).reset_index(drop=True)
 
 
+def _sorted_terms(forecasts: pd.DataFrame, actuals: pd.DataFrame) -> pd.DataFrame:
+    # Sorting before summing fixes the order floats are added in: identical bits on every rerun,
+    # whatever order the forecast partitions were read in.
+    joined = join_actuals(forecasts, actuals).sort_values(["unique_id", "model", "h", "ds"], kind="stable")
+    return _per_forecast_terms(joined)
+
+
 def _per_forecast_terms(joined: pd.DataFrame) -> pd.DataFrame:
     """One row per forecast with the additive terms every metric is a ratio of."""
     scored = joined["y"].notna()
@@ -270,6 +296,7 @@ def _per_forecast_terms(joined: pd.DataFrame) -> pd.DataFrame:
             "n_zero": (scored & (joined["y"] == 0)).astype(np.int64),
             "sum_error": error,
             "sum_abs_error": error.abs(),
+            "sum_abs_actual": joined["y"].abs().where(scored, 0.0),
             "n_pct": nonzero.astype(np.int64),
             "sum_abs_pct": (error.abs() / joined["y"].abs()).where(nonzero, 0.0) * 100.0,
         }
