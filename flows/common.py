@@ -20,7 +20,7 @@ from schemas.errors import InvalidInput, Unavailable
 from tasks.core.ensemble import MODEL_NAME as ENSEMBLE
 from tasks.core.ensemble import EnsembleSpec
 from tasks.core.fallback import fallback_note, fallbacks
-from tasks.core.models import MODEL_TRAINING_DAYS, STATISTICAL_MODELS, check_models, is_combination, is_rnn
+from tasks.core.models import MODEL_TRAINING_DAYS, check_models, is_combination, is_rnn
 from tasks.core.series_activity import active_at, check_series_syntax, group_by_activity, resolve_series
 from tasks.core.naive import MODEL_NAME as NAIVE
 from tasks.core.walk_forward import TrainingWindow
@@ -111,7 +111,7 @@ def default_models(settings: Settings) -> list[str]:
     """The production set: statistical models, the RNN production set, then the ensemble (last:
     it combines what the others stored for the same cutoff)."""
     combination = [ENSEMBLE] if settings.ensemble_members else []
-    return [*STATISTICAL_MODELS, *settings.rnn_models, *combination]
+    return [*settings.statistical_models, *settings.rnn_models, *combination]
 
 
 def ensemble_spec(settings: Settings) -> EnsembleSpec:

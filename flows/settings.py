@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Mapping
 
 from storage.locks import LockPolicy
+from tasks.core.models import STATISTICAL_MODELS
 
 PORTAL_CSV_URL = "https://data.cityofchicago.org/api/views/6iiy-9s97/rows.csv?accessType=DOWNLOAD"
 OFFLINE_SNAPSHOT_FILE = "CTA_-_Ridership_-_Daily_Boarding_Totals.csv.gz"
@@ -49,6 +50,7 @@ class Settings:
     sarima_train_days: int | None = 182
     # Backtest (README "Accuracy"): both RNNs trail ridge by a third; multitask_rnn trains in a
     # third of seq2seq's time for the same accuracy, so it alone stays the weekly RNN.
+    statistical_models: tuple[str, ...] = STATISTICAL_MODELS
     rnn_models: tuple[str, ...] = ("multitask_rnn",)
     rnn_improved_recipe: tuple[str, ...] = ("mulvar_rnn", "multitask_rnn")
     rnn_train_days: int = 1096
@@ -82,6 +84,7 @@ class Settings:
         RIDERSHIP_HORIZON           days ahead forecast from each cutoff (default: 14)
         RIDERSHIP_SARIMA_TRAIN_DAYS   SARIMA's rolling window in days (default: 182; 0: expanding)
         RIDERSHIP_SARIMA_TRAIN_START  first date of the expanding window when TRAIN_DAYS is 0 (default: 2018-01-01)
+        RIDERSHIP_STATISTICAL_MODELS  the statistical models of the nightly set (default: all five)
         RIDERSHIP_RNN_MODELS        production RNN architectures (default: multitask_rnn)
         RIDERSHIP_RNN_IMPROVED_RECIPE  architectures trained on standardised series with Adam instead
                                     of the book's ÷1e6 scaling and SGD (default: mulvar_rnn,multitask_rnn)
@@ -112,6 +115,7 @@ class Settings:
             horizon=int(env.get("RIDERSHIP_HORIZON", defaults.horizon)),
             sarima_train_start=env.get("RIDERSHIP_SARIMA_TRAIN_START", defaults.sarima_train_start),
             sarima_train_days=train_days or None,
+            statistical_models=_csv(env.get("RIDERSHIP_STATISTICAL_MODELS", ",".join(defaults.statistical_models))),
             rnn_models=_csv(env.get("RIDERSHIP_RNN_MODELS", ",".join(defaults.rnn_models))),
             rnn_improved_recipe=_csv(env.get("RIDERSHIP_RNN_IMPROVED_RECIPE", ",".join(defaults.rnn_improved_recipe))),
             rnn_train_days=int(env.get("RIDERSHIP_RNN_TRAIN_DAYS", defaults.rnn_train_days)),

@@ -23,7 +23,7 @@ ModelName = Literal[
     "naive", "sarima", "sarimax", "sarimax_log", "ridge", "linear", "simple_rnn", "deep_rnn", "mulvar_rnn", "multitask_rnn", "s2v_14",
     "seq2seq", "ln_rnn", "lstm", "gru", "conv_gru", "wavenet", "ensemble",
 ]  # fmt: skip
-SeriesName = Literal["bus", "rail"]
+SeriesName = str  # an id (bus, rail, route:9, station:40380) or a pattern (route:*); checked against the store
 
 
 @dataclass(frozen=True)

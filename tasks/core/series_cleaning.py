@@ -156,11 +156,13 @@ def merge_series(existing: pd.DataFrame, incoming: pd.DataFrame) -> SeriesMerge:
     revisions = []
     for column in ("day_type", "y"):
         changed = common[common[column] != common[f"{column}_old"]]
+        old = changed[f"{column}_old"]
+        old = old.astype("int64") if column == "y" else old  # float after the left join
         revisions.append(
             pd.DataFrame(
                 {
                     "unique_id": changed["unique_id"], "service_date": changed["service_date"], "column": column,
-                    "old_value": changed[f"{column}_old"].astype(str), "new_value": changed[column].astype(str),
+                    "old_value": old.astype(str), "new_value": changed[column].astype(str),
                 }
             )
         )
