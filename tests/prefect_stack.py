@@ -79,9 +79,11 @@ class PrefectStack:
         assert done.returncode == 0, f"prefect {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
-    def start_server(self) -> None:
-        self.start("server", "start", "--host", "127.0.0.1", "--port", self.env["PREFECT_SERVER_API_PORT"], log="server.log")
+    def start_server(self, log: str = "server.log") -> subprocess.Popen:
+        """Start the server (again, after a stop: same port, same PREFECT_HOME and database)."""
+        server = self.start("server", "start", "--host", "127.0.0.1", "--port", self.env["PREFECT_SERVER_API_PORT"], log=log)
         self.wait_healthy()
+        return server
 
     def wait_healthy(self) -> None:
         deadline = time.monotonic() + SERVER_START_TIMEOUT

@@ -66,10 +66,11 @@ def check_every_file(store: Store, clean_bytes: bytes) -> None:
     store.metrics.read()
 
 
-def outcome(store: Store) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+def outcome(store: Store, run_date: str = END) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """What a run leaves, less what differs between runs (run ids, timestamps)."""
     forecasts = store.forecasts.read().drop(columns=["run_id", "created_at"])
     metrics = store.metrics.read()
-    report = store.reports.read_text(pd.Timestamp(END), "report.md")
+    report = store.reports.read_text(pd.Timestamp(run_date), "report.md")
     return forecasts, metrics, report
 
 
