@@ -3,6 +3,7 @@ then scoring and reporting. A nightly run is a backfill of one day plus ingest."
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
@@ -13,6 +14,7 @@ from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.runtime import flow_run
 
+from flows.scale_out import ClusterForecasts, cluster_runner
 from flows.settings import Settings
 from schemas.series import TOTAL_SERIES
 from storage import Store
@@ -20,7 +22,7 @@ from schemas.errors import InvalidInput, Unavailable
 from tasks.core.ensemble import MODEL_NAME as ENSEMBLE
 from tasks.core.ensemble import EnsembleSpec
 from tasks.core.fallback import fallback_note, fallbacks
-from tasks.core.models import MODEL_TRAINING_DAYS, check_models, is_combination, is_rnn
+from tasks.core.models import MODEL_TRAINING_DAYS, STATISTICAL_MODELS, check_models, is_combination, is_rnn
 from tasks.core.series_activity import active_at, check_series_syntax, group_by_activity, resolve_series
 from tasks.core.naive import MODEL_NAME as NAIVE
 from tasks.core.walk_forward import TrainingWindow
@@ -143,28 +145,44 @@ def forecast_cutoffs(
     ready = cutoffs[cutoffs <= last_actual]
     run_id = current_run_id()
     units = len(models) * len(ready)
-    done = 0
+    done = 0.0
     artifact_id = create_progress_artifact(progress=0.0, description="cutoffs forecast, all models")
+
+    def advance(cutoffs_done: float) -> None:
+        nonlocal done
+        done += cutoffs_done
+        update_progress_artifact(artifact_id=artifact_id, progress=100.0 * done / max(units, 1))
+
     active = {s: active_at(history, s, list(ready)) for s in series}
     inactive = sum(len(ready) - len(days) for days in active.values())
     if inactive:
         logger.info("%d (series, cutoff) pair(s) without recent data (closed, suspended or new) are not forecast", inactive)
-    for model in models:
-        forecast_series = model_series(model, series)
-        todo = cutoffs_to_run(store, model, {s: active[s] for s in forecast_series}, list(ready), overwrite)
-        progress.skipped[model] = len(ready) - len(todo)
-        done += progress.skipped[model]
-        progress.stored[model] = 0
-        chunks = [todo[first : first + CUTOFFS_PER_CHUNK] for first in range(0, len(todo), CUTOFFS_PER_CHUNK)]
-        for chunk, forecasts in _forecast_chunks(store, history, settings, model, forecast_series, chunks, window, active):
-            store_forecasts(store, forecasts, run_id)
-            for line in fallbacks(forecasts) if not forecasts.empty else []:
-                logger.warning("fallback: %s", line)
-                progress.fallbacks.append(line)
-            progress.stored[model] += len(chunk)
-            done += len(chunk)
-            update_progress_artifact(artifact_id=artifact_id, progress=100.0 * done / max(units, 1))
-        logger.info("%s: %d cutoff(s) forecast, %d already stored", model, progress.stored[model], progress.skipped[model])
+    runner = cluster_runner(settings)
+    with runner or contextlib.nullcontext():
+        cluster = ClusterForecasts(runner, store, history, settings, run_id, advance) if runner else None
+        for model in models:
+            forecast_series = model_series(model, series)
+            todo = cutoffs_to_run(store, model, {s: active[s] for s in forecast_series}, list(ready), overwrite)
+            progress.skipped[model] = len(ready) - len(todo)
+            done += progress.skipped[model]
+            progress.stored[model] = 0
+            if cluster is not None and model in STATISTICAL_MODELS:
+                # Collected before the next combination model, which reads what they stored.
+                cluster.submit(model, forecast_series, todo, progress.skipped[model], model_window(model, window), active)
+                continue
+            if cluster is not None and is_combination(model):
+                cluster.collect(progress)
+            chunks = [todo[first : first + CUTOFFS_PER_CHUNK] for first in range(0, len(todo), CUTOFFS_PER_CHUNK)]
+            for chunk, forecasts in _forecast_chunks(store, history, settings, model, forecast_series, chunks, window, active):
+                store_forecasts(store, forecasts, run_id)
+                for line in fallbacks(forecasts) if not forecasts.empty else []:
+                    logger.warning("fallback: %s", line)
+                    progress.fallbacks.append(line)
+                progress.stored[model] += len(chunk)
+                advance(len(chunk))
+            logger.info("%s: %d cutoff(s) forecast, %d already stored", model, progress.stored[model], progress.skipped[model])
+        if cluster is not None:
+            cluster.collect(progress)
     update_progress_artifact(artifact_id=artifact_id, progress=100.0)
     return progress
 

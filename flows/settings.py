@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from schemas.errors import InvalidInput
 from storage.locks import LockPolicy
 from tasks.core.models import STATISTICAL_MODELS
 
@@ -23,6 +24,20 @@ def _project_dir() -> Path:
 
 def _csv(value: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+TASK_RUNNERS = ("default", "dask")
+"""Where the statistical fits run: ``default`` in the flow's process (a process pool of
+``workers`` for backfills), ``dask`` on a Dask cluster (``flows/scale_out.py``)."""
+
+
+def _task_runner(env: Mapping[str, str], address: str | None) -> str:
+    runner = env.get("RIDERSHIP_TASK_RUNNER", "").strip() or ("dask" if address else "default")
+    if runner not in TASK_RUNNERS:
+        raise InvalidInput(f"RIDERSHIP_TASK_RUNNER={runner!r}: use one of {', '.join(TASK_RUNNERS)}")
+    if address and runner != "dask":
+        raise InvalidInput(f"RIDERSHIP_DASK_ADDRESS is set but RIDERSHIP_TASK_RUNNER={runner}: unset one of them")
+    return runner
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,11 @@ class Settings:
     ensemble_method: str = "inverse_mae"
     mape_alert_threshold: float = 15.0
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    task_runner: str = "default"
+    # An existing scheduler ("tcp://host:8786"); None with task_runner "dask": a temporary
+    # distributed.LocalCluster of dask_workers processes, one thread each, for the run.
+    dask_address: str | None = None
+    dask_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     # Runs sharing a root queue for the short read-merge-write sections (storage/locks.py):
     # a nightly waits out a long scoring of a backfill rather than failing.
     lock_wait_s: float = 1800.0
@@ -96,12 +116,21 @@ class Settings:
         RIDERSHIP_ENSEMBLE_METHOD   mean, median or inverse_mae (default: inverse_mae)
         RIDERSHIP_MAPE_ALERT        28-day MAPE (%) above which a model is flagged (default: 15)
         RIDERSHIP_WORKERS           worker processes for parallel fits (default: CPU count)
+        RIDERSHIP_TASK_RUNNER       where the statistical fits run: default (the flow's process and
+                                    a process pool of RIDERSHIP_WORKERS) or dask (default: dask
+                                    when RIDERSHIP_DASK_ADDRESS is set, else default)
+        RIDERSHIP_DASK_ADDRESS      scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786
+                                    (default: none; with RIDERSHIP_TASK_RUNNER=dask a temporary
+                                    LocalCluster is started for the run)
+        RIDERSHIP_DASK_WORKERS      worker processes of that temporary LocalCluster, one thread
+                                    each (default: CPU count)
         RIDERSHIP_LOCK_WAIT_S       how long a run waits for another run's storage lease (default: 1800)
         RIDERSHIP_LOCK_LEASE_S      a lease older than this belongs to a dead run and is broken (default: 900)
         """
         env = os.environ if environ is None else environ
         defaults = cls()
         train_days = int(env.get("RIDERSHIP_SARIMA_TRAIN_DAYS", defaults.sarima_train_days))
+        dask_address = env.get("RIDERSHIP_DASK_ADDRESS", "").strip() or None
         return cls(
             source=env.get("RIDERSHIP_SOURCE", defaults.source),
             route_source=env.get("RIDERSHIP_ROUTE_SOURCE", defaults.route_source),
@@ -126,6 +155,9 @@ class Settings:
             ensemble_method=env.get("RIDERSHIP_ENSEMBLE_METHOD", defaults.ensemble_method),
             mape_alert_threshold=float(env.get("RIDERSHIP_MAPE_ALERT", defaults.mape_alert_threshold)),
             workers=int(env.get("RIDERSHIP_WORKERS", defaults.workers)),
+            task_runner=_task_runner(env, dask_address),
+            dask_address=dask_address,
+            dask_workers=int(env.get("RIDERSHIP_DASK_WORKERS", defaults.dask_workers)),
             lock_wait_s=float(env.get("RIDERSHIP_LOCK_WAIT_S", defaults.lock_wait_s)),
             lock_lease_s=float(env.get("RIDERSHIP_LOCK_LEASE_S", defaults.lock_lease_s)),
         )

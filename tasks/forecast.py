@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Mapping, Sequence
 
@@ -12,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from storage import Store
 from tasks.core.models import SarimaOptions, statistical_forecaster
 from tasks.core.series_activity import history_from_series
-from tasks.core.walk_forward import TrainingWindow, historical_forecasts
+from tasks.core.walk_forward import TrainingWindow, fallbacks, historical_forecasts
 
 
 @task(cache_policy=NO_CACHE)
@@ -51,6 +52,13 @@ def walk_forward(
     sarima: SarimaOptions = SarimaOptions(),
 ) -> pd.DataFrame:
     """Fit and forecast every (series, cutoff): refitted at each cutoff, cutoffs in parallel."""
+    return _walk_forward(history, model, series, cutoffs, horizon, window, workers, sarima)
+
+
+def _walk_forward(
+    history: pd.DataFrame, model: str, series: Sequence[str], cutoffs: Sequence[pd.Timestamp], horizon: int,
+    window: TrainingWindow, workers: int, sarima: SarimaOptions,
+) -> pd.DataFrame:
     forecaster = statistical_forecaster(model, sarima)
     return historical_forecasts(
         history, forecaster, list(series), list(cutoffs), horizon=horizon, window=window,
@@ -61,9 +69,42 @@ def walk_forward(
 @task(cache_policy=NO_CACHE)
 def store_forecasts(store: Store, forecasts: pd.DataFrame, run_id: str) -> int:
     """Stamp the rows with the run and write them; each (cutoff, model, series) is replaced."""
+    return _store_forecasts(store, forecasts, run_id)
+
+
+def _store_forecasts(store: Store, forecasts: pd.DataFrame, run_id: str) -> int:
     if forecasts.empty:
         return 0
     stamped = forecasts.assign(run_id=run_id, created_at=pd.Timestamp(datetime.now(timezone.utc)))
     written = store.forecasts.write(stamped)
     get_run_logger().info("stored %d forecast rows under %s", written, store.forecasts.path)
     return written
+
+
+@dataclass(frozen=True)
+class UnitOutcome:
+    """What a work unit on a cluster reports back instead of its forecasts (it stored them)."""
+
+    rows: int
+    fallbacks: list[str]
+
+
+@task(cache_policy=NO_CACHE, task_run_name="forecast-{model}-{unique_id}")
+def forecast_unit(
+    store: Store,
+    model: str,
+    unique_id: str,
+    cutoffs: Sequence[pd.Timestamp],
+    as_of: pd.Timestamp,
+    horizon: int,
+    window: TrainingWindow,
+    run_id: str,
+    sarima: SarimaOptions = SarimaOptions(),
+) -> UnitOutcome:
+    """One work unit of a Dask worker: one series over a chunk of cutoffs, fitted one after the
+    other in this worker (no process pool inside a worker). It reads the clean store up to
+    ``as_of`` (the last date of the history the flow saw) and writes its forecast files itself,
+    so only a few bytes travel back to the flow (README, "Scale-out on Dask": measured)."""
+    history = history_from_series(store.ridership.read_series([unique_id])).loc[:as_of]
+    forecasts = _walk_forward(history, model, [unique_id], cutoffs, horizon, window, 1, sarima)
+    return UnitOutcome(rows=_store_forecasts(store, forecasts, run_id), fallbacks=fallbacks(forecasts))

@@ -1,0 +1,168 @@
+"""Scale-out on Dask: the same backfill through prefect-dask's DaskTaskRunner on a real
+``distributed.LocalCluster``, and on a scheduler and workers started as separate ``dask scheduler``
+/ ``dask worker`` processes (``RIDERSHIP_DASK_ADDRESS``), stores exactly the default runner's
+forecasts: every value and version bit for bit (only ``run_id`` and ``created_at`` differ)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import flows.scale_out
+from flows.backfill import backfill
+from storage import Store
+from tests.prefect_stack import BIN, free_port, stop
+from tests.synthetic import synthetic_clean
+
+
+REPO = Path(__file__).resolve().parent.parent
+START, END = pd.Timestamp("2019-03-01").date(), pd.Timestamp("2019-03-12").date()  # 12 cutoffs
+MODELS = ["naive", "sarima"]
+SERIES = ["rail", "bus"]
+COMPARED = ["unique_id", "cutoff", "model", "h", "ds", "y_hat", "y_lo_80", "y_hi_80", "y_lo_95", "y_hi_95", "model_version"]
+
+
+def run_backfill(root: Path, env: dict[str, str]):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RIDERSHIP_STORAGE", str(root))
+        patch.setenv("RIDERSHIP_WORKERS", "2")
+        for name in ("RIDERSHIP_TASK_RUNNER", "RIDERSHIP_DASK_ADDRESS", "RIDERSHIP_DASK_WORKERS"):
+            patch.delenv(name, raising=False)
+        for name, value in env.items():
+            patch.setenv(name, value)
+        # 5 cutoffs per unit: 12 cutoffs make 3 chunks of 4 per series, 6 units per model.
+        patch.setattr(flows.scale_out, "DASK_CUTOFFS_PER_UNIT", 5)
+        Store.open(str(root)).ridership.write_clean(synthetic_clean())
+        summary = backfill(start=START, end=END, models=MODELS, series=SERIES, train_days=182)
+    stored = Store.open(str(root)).forecasts.read()
+    return summary, stored[COMPARED].sort_values(["model", "unique_id", "cutoff", "h"]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory, prefect_harness):
+    return run_backfill(tmp_path_factory.mktemp("default") / "storage", {})
+
+
+def assert_same_forecasts(dask_run, default_run) -> None:
+    summary, stored = dask_run
+    expected_summary, expected = default_run
+    assert len(expected) == 12 * len(MODELS) * len(SERIES) * 14
+    assert summary.progress.stored == expected_summary.progress.stored == {"naive": 12, "sarima": 12}
+    # Bit for bit: exact float equality, not a tolerance.
+    pd.testing.assert_frame_equal(stored, expected, check_exact=True, check_categorical=False)
+    assert summary.report.leaderboard == expected_summary.report.leaderboard
+
+
+def forecast_task_runs(flow_run_name_prefix: str = "forecast-") -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=flow_run_name_prefix)), limit=200
+        )
+    return [run.name for run in runs if run.state and run.state.is_completed()]
+
+
+@pytest.mark.e2e
+@pytest.mark.usefixtures("prefect_harness")
+def test_backfill_on_a_local_cluster_stores_the_default_runners_forecasts(tmp_path: Path, default_run):
+    before = len(forecast_task_runs())
+    dask_run = run_backfill(tmp_path / "storage", {"RIDERSHIP_TASK_RUNNER": "dask", "RIDERSHIP_DASK_WORKERS": "2"})
+    assert_same_forecasts(dask_run, default_run)
+    # The fits ran as Prefect task runs through the DaskTaskRunner: 2 models × 2 series × 3 chunks.
+    assert len(forecast_task_runs()) - before == 12
+
+
+@pytest.fixture
+def dask_cluster(tmp_path: Path):
+    """``dask scheduler`` and two ``dask worker`` processes (one thread each) on 127.0.0.1, with
+    this checkout on their PYTHONPATH as a cluster's image would have the project installed."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    logs = tmp_path / "dask-logs"
+    logs.mkdir()
+    common = dict(env=env, cwd=tmp_path, start_new_session=True, stderr=subprocess.STDOUT)
+    processes = [
+        subprocess.Popen(
+            [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            stdout=(logs / "scheduler.log").open("w"), **common,
+        )
+    ]
+    for number in range(2):
+        processes.append(subprocess.Popen(
+            [str(BIN / "dask"), "worker", address, "--host", "127.0.0.1", "--nworkers", "1", "--nthreads", "1",
+             "--no-dashboard", "--name", f"w{number}", "--local-directory", str(tmp_path / f"w{number}")],
+            stdout=(logs / f"worker{number}.log").open("w"), **common,
+        ))  # fmt: skip
+    from distributed import Client
+
+    try:
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    except Exception:
+        for log in sorted(logs.iterdir()):
+            print(log.name, log.read_text()[-3000:])
+        raise
+    finally:
+        for process in reversed(processes):
+            stop(process)
+
+
+@pytest.mark.e2e
+@pytest.mark.usefixtures("prefect_harness")
+def test_backfill_on_a_separate_scheduler_and_workers_via_dask_address(tmp_path: Path, default_run, dask_cluster: str):
+    started = time.monotonic()
+    dask_run = run_backfill(tmp_path / "storage", {"RIDERSHIP_DASK_ADDRESS": dask_cluster})
+    assert_same_forecasts(dask_run, default_run)
+    from distributed import Client
+
+    with Client(dask_cluster, timeout=30) as client:
+        # Both worker processes fitted SARIMA (imported the model) and the cluster kept running.
+        fitted = client.run(lambda: __import__("sys").modules.get("tasks.core.sarima") is not None)
+        assert list(fitted.values()) == [True, True], fitted
+    assert time.monotonic() - started < 300
+
+
+@pytest.mark.parametrize(
+    ("env", "runner", "address"),
+    [
+        ({}, "default", None),
+        ({"RIDERSHIP_TASK_RUNNER": "dask"}, "dask", None),
+        ({"RIDERSHIP_DASK_ADDRESS": "tcp://10.0.0.5:8786"}, "dask", "tcp://10.0.0.5:8786"),
+        ({"RIDERSHIP_TASK_RUNNER": "dask", "RIDERSHIP_DASK_ADDRESS": "tcp://h:1"}, "dask", "tcp://h:1"),
+    ],
+)
+def test_task_runner_settings(env, runner, address):
+    from flows.settings import Settings
+
+    settings = Settings.from_env(env)
+    assert (settings.task_runner, settings.dask_address) == (runner, address)
+    chosen = flows.scale_out.cluster_runner(settings)
+    assert (chosen is None) == (runner == "default")
+    if chosen is not None:
+        assert chosen.address == address and (address or chosen.cluster_kwargs["threads_per_worker"] == 1)
+
+
+@pytest.mark.parametrize("env", [{"RIDERSHIP_TASK_RUNNER": "ray"}, {"RIDERSHIP_TASK_RUNNER": "default", "RIDERSHIP_DASK_ADDRESS": "tcp://h:1"}])
+def test_task_runner_settings_refused(env):
+    from flows.settings import Settings
+    from schemas.errors import InvalidInput
+
+    with pytest.raises(InvalidInput):
+        Settings.from_env(env)
+
+
+def test_work_units_split_each_series_evenly():
+    cutoffs = list(pd.date_range("2019-01-01", periods=92))
+    units = flows.scale_out.work_units(["rail", "bus"], cutoffs)
+    assert [(uid, len(chunk)) for uid, chunk in units] == [("rail", 23)] * 4 + [("bus", 23)] * 4
+    assert [c for uid, chunk in units if uid == "bus" for c in chunk] == cutoffs
+    assert flows.scale_out.work_units(["rail"], []) == []
