@@ -13,7 +13,8 @@ from prefect.cache_policies import NO_CACHE
 from storage import Store
 from tasks.core.models import SarimaOptions, statistical_forecaster
 from tasks.core.series_activity import history_from_series
-from tasks.core.walk_forward import TrainingWindow, fallbacks, historical_forecasts
+from tasks.core.fallback import fallbacks
+from tasks.core.walk_forward import TrainingWindow, historical_forecasts
 
 
 @task(cache_policy=NO_CACHE)
