@@ -12,7 +12,7 @@ from storage import Store
 from storage.source import SourceUnavailable
 from tasks.ingest import (
     IngestSummary, RawFile, archive_raw, clean_store_is_empty, fetch_raw, kind_of, merge_clean, merge_series_clean,
-    quarantine_rows, quarantine_series_rows, remove_interrupted_writes, validate_raw, validate_series_raw,
+    quarantine_rows, remove_interrupted_writes, validate_raw, validate_series_raw,
 )  # fmt: skip
 from tasks.core.series_cleaning import TOTALS
 
@@ -47,7 +47,7 @@ def ingest(source: str | None = None, storage: str | None = None) -> IngestSumma
         summary = merge_clean(store, batch, raw, ingested_at, raw_path, quarantine_path)
     else:
         rows = validate_series_raw(raw.data, raw.origin, kind, ingested_at)
-        quarantine_path = quarantine_series_rows(store, rows, raw.origin, ingested_at)
+        quarantine_path = quarantine_rows(store, rows, raw.origin, ingested_at)
         summary = merge_series_clean(store, rows, raw, kind, ingested_at, raw_path, quarantine_path)
     if summary.notice:
         get_run_logger().warning(summary.notice)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass
+from typing import Any, Callable
 from datetime import datetime
 
 import pandas as pd
@@ -149,37 +150,59 @@ def validate_series_raw(data: bytes, source: str, kind: str, ingested_at: dateti
 
 
 @task(cache_policy=NO_CACHE)
-def quarantine_series_rows(store: Store, batch: SeriesBatch, source: str, ingested_at: datetime) -> str | None:
-    if batch.quarantined.empty:
-        return None
-    return store.ridership.write_series_quarantine(batch.quarantined, source, ingested_at)
-
-
-@task(cache_policy=NO_CACHE)
 def merge_series_clean(
     store: Store, batch: SeriesBatch, raw: RawFile, kind: str, ingested_at: datetime, raw_path: str,
     quarantine_path: str | None,
 ) -> IngestSummary:
     """Upsert a route or station file's rows into the long store, and refresh the catalog."""
-    source = raw.origin
+    ridership = store.ridership
+    merged = _merge_under_lease(
+        store, raw.origin, ingested_at, lambda: merge_series(ridership.read_series(), batch.valid),
+        ridership.write_series_revisions, ridership.write_series,
+        lambda clean: ridership.write_catalog(series_catalog(clean, batch.names, ridership.read_catalog())),
+    )
+    mine = merged.clean[merged.clean["unique_id"].isin(set(batch.valid["unique_id"]))]
+    return _summary(
+        raw, raw_path, quarantine_path, batch, merged, mine["service_date"], calendar_mismatches=0, kind=kind,
+        series=int(mine["unique_id"].nunique()),
+    )
+
+
+def _summary(
+    raw: RawFile, raw_path: str, quarantine_path: str | None, batch, merged, dates: pd.Series,
+    calendar_mismatches: int, kind: str = TOTALS, series: int = 2,
+) -> IngestSummary:
+    """What an ingest did: ``batch`` (the file's checks) and ``merged`` (the merge) give the
+    counts, ``dates`` the service dates of the file's series now in the store."""
+    return IngestSummary(
+        source=raw.origin, requested_source=raw.requested_source, fallback_reason=raw.fallback_reason,
+        raw_path=raw_path, rows_read=batch.rows_read, duplicates_dropped=batch.duplicates_dropped,
+        quarantined=len(batch.quarantined), calendar_mismatches=calendar_mismatches, added=merged.added,
+        revised=merged.revised, clean_rows=len(dates), first_date=str(dates.min().date()) if len(dates) else None,
+        last_date=str(dates.max().date()) if len(dates) else None, quarantine_path=quarantine_path, kind=kind,
+        series=series,
+    )
+
+
+def _merge_under_lease(
+    store: Store, source: str, ingested_at: datetime, merge: Callable[[], Any],
+    write_revisions: Callable[[pd.DataFrame, str, datetime], str], write_clean: Callable[[pd.DataFrame], None],
+    also: Callable[[pd.DataFrame], None] | None = None,
+):
+    """Read, merge and write the clean store under its lease: another run ingesting into the
+    same root between our read and our write would otherwise have its rows dropped by our write.
+    A store from before the long format is migrated first; ``also`` runs on the merged store
+    before the lease is let go (the catalog)."""
     with store.lock("clean", f"ingest of {source}"):
         _migrate(store)
-        merged = merge_series(store.ridership.read_series(), batch.valid)
+        merged = merge()
         if merged.changed:
             if not merged.revisions.empty:
-                store.ridership.write_series_revisions(merged.revisions, source, ingested_at)
-            store.ridership.write_series(merged.clean)
-        store.ridership.write_catalog(series_catalog(merged.clean, batch.names, store.ridership.read_catalog()))
-    mine = merged.clean[merged.clean["unique_id"].isin(set(batch.valid["unique_id"]))]
-    dates = mine["service_date"]
-    return IngestSummary(
-        source=source, requested_source=raw.requested_source, fallback_reason=raw.fallback_reason,
-        raw_path=raw_path, rows_read=batch.rows_read, duplicates_dropped=batch.duplicates_dropped,
-        quarantined=len(batch.quarantined), calendar_mismatches=0, added=merged.added, revised=merged.revised,
-        clean_rows=len(mine), first_date=str(dates.min().date()) if len(dates) else None,
-        last_date=str(dates.max().date()) if len(dates) else None, quarantine_path=quarantine_path,
-        kind=kind, series=int(mine["unique_id"].nunique()),
-    )
+                write_revisions(merged.revisions, source, ingested_at)
+            write_clean(merged.clean)
+        if also is not None:
+            also(merged.clean)
+    return merged
 
 
 def _migrate(store: Store) -> None:
@@ -189,9 +212,11 @@ def _migrate(store: Store) -> None:
 
 
 @task(cache_policy=NO_CACHE)
-def quarantine_rows(store: Store, batch: ValidatedBatch, source: str, ingested_at: datetime) -> str | None:
+def quarantine_rows(store: Store, batch: ValidatedBatch | SeriesBatch, source: str, ingested_at: datetime) -> str | None:
     if batch.quarantined.empty:
         return None
+    if isinstance(batch, SeriesBatch):
+        return store.ridership.write_series_quarantine(batch.quarantined, source, ingested_at)
     return store.ridership.write_quarantine(batch.quarantined, source, ingested_at)
 
 
@@ -200,30 +225,12 @@ def merge_clean(
     store: Store, batch: ValidatedBatch, raw: RawFile, ingested_at: datetime, raw_path: str,
     quarantine_path: str | None,
 ) -> IngestSummary:
-    source = raw.origin
-    # Read, merge and write under a lease: another run ingesting into the same root between our
-    # read and our write would otherwise have its rows dropped by our write.
-    with store.lock("clean", f"ingest of {source}"):
-        _migrate(store)
-        merged = merge_into_clean(store.ridership.read_clean(), batch.valid)
-        if merged.changed:
-            if not merged.revisions.empty:
-                store.ridership.write_revisions(merged.revisions, source, ingested_at)
-            store.ridership.write_clean(merged.clean)
-    dates = merged.clean["service_date"]
-    return IngestSummary(
-        source=source,
-        requested_source=raw.requested_source,
-        fallback_reason=raw.fallback_reason,
-        raw_path=raw_path,
-        rows_read=batch.rows_read,
-        duplicates_dropped=batch.duplicates_dropped,
-        quarantined=len(batch.quarantined),
+    ridership = store.ridership
+    merged = _merge_under_lease(
+        store, raw.origin, ingested_at, lambda: merge_into_clean(ridership.read_clean(), batch.valid),
+        ridership.write_revisions, ridership.write_clean,
+    )
+    return _summary(
+        raw, raw_path, quarantine_path, batch, merged, merged.clean["service_date"],
         calendar_mismatches=len(batch.calendar_mismatches),
-        added=merged.added,
-        revised=merged.revised,
-        clean_rows=len(merged.clean),
-        first_date=str(dates.min().date()) if len(dates) else None,
-        last_date=str(dates.max().date()) if len(dates) else None,
-        quarantine_path=quarantine_path,
     )
