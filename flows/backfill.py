@@ -56,8 +56,8 @@ def backfill(
             from RIDERSHIP_RNN_MODELS (multitask_rnn unless set; set empty: none) and the
             ensemble of RIDERSHIP_ENSEMBLE_MEMBERS (ridge, sarimax_log unless set;
             set empty: no ensemble). RNNs are retrained every 7 days inside the range.
-        series: Series to forecast: ids (bus, rail, route:9, station:40380) or patterns
-            (route:*, station:4*, *). Default (empty): RIDERSHIP_SERIES (bus, rail unless set).
+        series: Series to forecast: ids (bus, rail, route:9, station:40380) or shell patterns
+            such as route:* (every route). Default (empty): RIDERSHIP_SERIES (bus, rail unless set).
         overwrite: Recompute cutoffs already stored and replace their files. Default false:
             skip them, so an interrupted backfill resumes where it stopped.
         train_start: Fit SARIMA on an expanding window from this date (give this or

@@ -68,8 +68,8 @@ def backtest(
         models: models to compare. Default (empty): the production set, as a backfill's: naive,
             sarima, sarimax, sarimax_log, ridge, the RNNs from RIDERSHIP_RNN_MODELS (multitask_rnn unless set)
             and the ensemble of RIDERSHIP_ENSEMBLE_MEMBERS (ridge, sarimax_log unless set).
-        series: series to forecast: ids (bus, rail, route:9, station:40380) or patterns
-            (route:*, station:4*, *). Default (empty): RIDERSHIP_SERIES (bus, rail unless set).
+        series: series to forecast: ids (bus, rail, route:9, station:40380) or shell patterns
+            such as route:* (every route). Default (empty): RIDERSHIP_SERIES (bus, rail unless set).
         overwrite: recompute cutoffs already stored in this backtest (default: skip them).
     """
     check_backfill_parameters(start, end, models, series)
