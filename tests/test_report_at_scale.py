@@ -274,3 +274,18 @@ def test_report_for_277_series_renders(capsys):
         print(f"\nrender_report, 277 series × {len(MODELS)} models, {len(forecasts):,d} forecasts: {elapsed:.2f} s")
     assert "## All other series (275)" in rendered.markdown and len(rendered.images) == 7
     assert rendered.markdown.count("\n## ") == 4
+
+
+def test_the_aggregate_without_the_reference_model_has_no_ratio():
+    """A run without the reference model (a sarima-only backfill over many series) still renders."""
+    from tasks.core.aggregate import aggregate_leaderboard
+
+    scores = pd.DataFrame(
+        {
+            "unique_id": ["route:1", "route:2"], "model": "sarima", "h": 0, "mae": [10.0, 20.0], "mape": [1.0, 2.0],
+            "level": [100.0, 200.0], "abs_error": [10.0, 20.0], "abs_actual": [100.0, 200.0], "count": 1,
+        }
+    ).astype({"unique_id": "string"})
+    scores = pd.concat([scores, scores.assign(h=1)], ignore_index=True)
+    board = aggregate_leaderboard(scores, reference_model="naive")
+    assert board["rel_mae_all"].isna().all() and board["mae_weighted_all"].tolist() == [50.0 / 3.0]

@@ -121,10 +121,10 @@ def series_extremes(scores: pd.DataFrame, n: int = EXTREME_SERIES, h: int = ALL_
 
 
 def _vs_reference(rows: pd.DataFrame, reference_model: str) -> pd.Series:
-    reference = rows[rows["model"] == reference_model].set_index("unique_id")["mae"]
+    reference = rows[rows["model"] == reference_model].set_index("unique_id")["mae"].astype(np.float64)
     common = rows[rows["unique_id"].isin(reference.index)]
     model_error = (common["level"] * common["mae"]).groupby(common["model"]).sum()
-    reference_error = (common["level"] * common["unique_id"].map(reference)).groupby(common["model"]).sum()
+    reference_error = (common["level"] * common["unique_id"].map(reference).astype(np.float64)).groupby(common["model"]).sum()
     return model_error / _positive(reference_error)
 
 
