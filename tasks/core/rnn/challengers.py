@@ -7,9 +7,12 @@ backfill range can run side by side in worker processes, and their results be re
 the promotion rule in walk-forward order, giving the registry and forecasts of the serial run.
 
 Workers are ``spawn``ed (the caller may hold TensorFlow's runtime and Prefect's threads: not
-``fork``) and run TensorFlow on one op thread each (:func:`limit_threads`); measured on this
-project's networks, one thread or the default gives bit-identical weights (README, "Parallel RNN
-retrains"). A worker is started once per pool and the pool kept for the life of the process.
+``fork``) and run TensorFlow with the caller's op-thread settings (:func:`limit_threads` to the
+same numbers; 0, TensorFlow's default, stays the default). The thread count is part of the
+arithmetic: measured, ``seq2seq`` trained on one op thread and on the default two differs in the
+last bits of its weights (``multitask_rnn`` does not), so workers on one thread each, faster on
+two cores, would not reproduce the serial run (README, "Parallel RNN retrains"). A pool is
+started once per (workers, threads) and kept for the life of the process.
 """
 
 from __future__ import annotations
@@ -62,14 +65,16 @@ class TrainingJob:
 
 
 def train_many(jobs: Sequence[TrainingJob], workers: int) -> list[Challenger | None]:
-    """Every job's challenger, in the order of ``jobs``, trained on up to ``workers`` processes.
-    None where a worker could not deliver (it died, or the result could not travel back): the
-    caller trains that one itself, so the outcome never depends on the pool."""
+    """Every job's challenger, in the order of ``jobs``, trained on up to ``workers`` processes
+    with this process's TensorFlow thread settings (so bit for bit what :func:`train_checked`
+    gives here). None where a worker could not deliver (it died, or the result could not travel
+    back): the caller trains that one itself, so the outcome never depends on the pool."""
     if not jobs:
         return []
     if workers <= 1 or len(jobs) == 1:
         return [_run(job) for job in jobs]
-    pool = _pool(min(workers, len(jobs)))
+    key = (min(workers, len(jobs)), op_threads())
+    pool = _pool(key)
     futures = [pool.submit(_run, job) for job in jobs]
     results: list[Challenger | None] = []
     for future in futures:
@@ -78,41 +83,49 @@ def train_many(jobs: Sequence[TrainingJob], workers: int) -> list[Challenger | N
         except Exception:  # noqa: BLE001 (BrokenProcessPool, a pickling error: train in the caller)
             results.append(None)
     if any(result is None for result in results):
-        _close(min(workers, len(jobs)), wait=False)  # a broken pool is not reused
+        _close(key, wait=False)  # a broken pool is not reused
     return results
+
+
+def op_threads() -> tuple[int, int]:
+    """This process's TensorFlow (intra-op, inter-op) thread settings; 0: TensorFlow's default."""
+    import tensorflow as tf
+
+    return tf.config.threading.get_intra_op_parallelism_threads(), tf.config.threading.get_inter_op_parallelism_threads()
 
 
 def _run(job: TrainingJob) -> Challenger:
     return train_checked(job.forecaster, job.history, job.unique_id, job.cutoff)
 
 
-def _start_worker() -> None:
+def _start_worker(intra_op: int, inter_op: int) -> None:
     from tasks.core.rnn.training import limit_threads
 
-    limit_threads(1, 1)  # before any TensorFlow op of this process: one op thread per worker
+    limit_threads(intra_op, inter_op)  # before any TensorFlow op of this process
 
 
-_POOLS: dict[int, ProcessPoolExecutor] = {}
+_POOLS: dict[tuple[int, tuple[int, int]], ProcessPoolExecutor] = {}
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
-    pool = _POOLS.get(workers)
+def _pool(key: tuple[int, tuple[int, int]]) -> ProcessPoolExecutor:
+    pool = _POOLS.get(key)
     if pool is None:
+        workers, threads = key
         context = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker)
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker, initargs=threads)
         if not _POOLS:
             atexit.register(close_pools)
-        _POOLS[workers] = pool
+        _POOLS[key] = pool
     return pool
 
 
-def _close(workers: int, wait: bool = True) -> None:
-    pool = _POOLS.pop(workers, None)
+def _close(key: tuple[int, tuple[int, int]], wait: bool = True) -> None:
+    pool = _POOLS.pop(key, None)
     if pool is not None:
         pool.shutdown(wait=wait, cancel_futures=True)
 
 
 def close_pools() -> None:
     """Stop the worker processes (also done at interpreter exit)."""
-    for workers in list(_POOLS):
-        _close(workers)
+    for key in list(_POOLS):
+        _close(key)
