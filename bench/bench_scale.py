@@ -190,6 +190,7 @@ def rnn_backfill(tmp: Path, args: argparse.Namespace) -> None:
     if args.rnn_real:
         history = load_history(csv_path())
         clean = history.reset_index().rename(columns={"ds": "service_date"}).astype({"bus": "int64", "rail": "int64"})
+        clean = clean[["service_date", "day_type", "bus", "rail"]]
     else:
         clean = synthetic_clean()
         history = clean.set_index("service_date").rename_axis("ds")
@@ -234,7 +235,13 @@ def rnn_backfill(tmp: Path, args: argparse.Namespace) -> None:
         for mode in rows.keys() - {"serial"}:
             ratio(f"serial / {mode}", rows["serial"], rows[mode])
     if {"serial", "parallel"} <= rows.keys():
-        print(f"  parallel stored the serial run's forecasts: {stored['serial'].equals(stored['parallel'])}", flush=True)
+        serial, parallel = stored["serial"], stored["parallel"]
+        same = serial.equals(parallel)
+        print(f"  parallel stored the serial run's forecasts: {same}", flush=True)
+        if not same and len(serial) == len(parallel):
+            gap = (serial["y_hat"] - parallel["y_hat"]).abs().max()
+            versions = (serial["model_version"] == parallel["model_version"]).all()
+            print(f"    largest |y_hat difference| {gap:.6g}, same model_version everywhere: {versions}", flush=True)
 
 
 def main() -> None:
