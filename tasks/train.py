@@ -129,16 +129,19 @@ def _train(
 
     logger = get_run_logger()
     visible = visible_history(history, cutoff)
-    incumbent_card = champion_as_of(_cards(store, model, unique_id), cutoff)
-    incumbent = _fitted(store, model, unique_id, incumbent_card["version"]) if incumbent_card else None
+    incumbent_card = champion_as_of(_cards(store, model, unique_id), cutoff)  # the lease is held: it stays so
+    incumbent = None  # loaded once needed: a failed training never touches it
     if pretrained is None:
         forecaster = rnn_forecaster(model, training, improved_recipe)
-        if warm_start and incumbent is not None:
+        if warm_start and incumbent_card is not None:
+            incumbent = _fitted(store, model, unique_id, incumbent_card["version"])
             forecaster = forecaster.warm_started(incumbent)
         pretrained = train_checked(forecaster, history, unique_id, cutoff)
     if pretrained.failure is not None:
         return _training_failed(store, model, unique_id, cutoff, pretrained.failure, pretrained.seconds)
     challenger = pretrained.fitted
+    if incumbent is None and incumbent_card is not None:
+        incumbent = _fitted(store, model, unique_id, incumbent_card["version"])
     decision = decide_promotion(challenger, incumbent, visible)
     card = with_promotion(challenger.card, decision)
     registry = store.registry
