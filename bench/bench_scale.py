@@ -13,6 +13,18 @@ pool workers, Dask scheduler and workers; the Prefect server is left out) and th
     returning their forecasts for the flow to write. (write) vs (return) is the measurement behind
     the choice that workers write (README, "Scale-out on Dask").
 
+(C) an RNN backfill through the ``backfill`` flow: ``--rnn-weeks`` weekly retrains (run dates from
+    Monday 2019-03-04) of ``--rnn-models`` x bus, rail, trained (serial) one after the other in
+    the flow, (parallel) side by side on ``--rnn-workers`` processes then replayed in walk-forward
+    order (``RIDERSHIP_RNN_PARALLEL``), (warm) one after the other, each from the champion's weights
+    (``RIDERSHIP_RNN_WARM_START``); wall time, epochs and training seconds from the cards,
+    walk-forward MAE (h = 1..14, matured targets) per model and series, and whether parallel
+    stored the serial run's forecasts. Synthetic data and a small training config by default;
+    ``--rnn-real`` uses the real file (``RIDERSHIP_REAL_CSV`` or ``../shared/data/``) and
+    ``--rnn-epochs 500 --rnn-train-days 1096 --rnn-validation-days 151`` the production config.
+
+    PYTHONPATH=. python bench/bench_scale.py --rnn-only [--rnn-real] [--rnn-modes serial,warm] ...
+
 Each configuration runs once (2 shared cores): read the ratios, not the absolute seconds.
 """
 
@@ -32,6 +44,7 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 os.environ.setdefault("PYTHONPATH", str(REPO))
 
 
@@ -159,10 +172,92 @@ def below_the_flow(tmp: Path, series: int, cutoff_count: int) -> None:
         ratio("workers return / workers write", rows["return"], rows["write"])
 
 
+RNN_MODES = {
+    "serial": {"RIDERSHIP_RNN_PARALLEL": "0", "RIDERSHIP_RNN_WARM_START": "0"},
+    "parallel": {"RIDERSHIP_RNN_WARM_START": "0"},  # RIDERSHIP_RNN_PARALLEL: --rnn-workers
+    "warm": {"RIDERSHIP_RNN_PARALLEL": "0", "RIDERSHIP_RNN_WARM_START": "1"},
+}
+
+
+def rnn_backfill(tmp: Path, args: argparse.Namespace) -> None:
+    from bench_accuracy import csv_path, load_history, score
+
+    from flows.backfill import backfill
+    from storage import Store
+    from tasks.core.rnn import challengers
+    from tests.synthetic import synthetic_clean
+
+    if args.rnn_real:
+        history = load_history(csv_path())
+        clean = history.reset_index().rename(columns={"ds": "service_date"}).astype({"bus": "int64", "rail": "int64"})
+        clean = clean[["service_date", "day_type", "bus", "rail"]]
+    else:
+        clean = synthetic_clean()
+        history = clean.set_index("service_date").rename_axis("ds")
+    models, series = args.rnn_models.split(","), ["bus", "rail"]
+    start = pd.Timestamp("2019-03-04")
+    end = start + pd.Timedelta(days=7 * args.rnn_weeks - 1)
+    trainings = args.rnn_weeks * len(series) * len(models)
+    print(f"(C) RNN backfill, {'real' if args.rnn_real else 'synthetic'} data, run dates {start.date()}..{end.date()}: "
+          f"{args.rnn_weeks} weekly retrains x {len(series)} series x {len(models)} models ({', '.join(models)}); "
+          f"max {args.rnn_epochs} epochs, {args.rnn_train_days} + {args.rnn_validation_days} days", flush=True)
+    os.environ.update(
+        RIDERSHIP_RNN_MAX_EPOCHS=str(args.rnn_epochs), RIDERSHIP_RNN_TRAIN_DAYS=str(args.rnn_train_days),
+        RIDERSHIP_RNN_VALIDATION_DAYS=str(args.rnn_validation_days), RIDERSHIP_RETRAIN_WEEKDAY="0",
+        RIDERSHIP_ENSEMBLE_MEMBERS="", RIDERSHIP_TASK_RUNNER="default",
+    )  # fmt: skip
+    import tasks.core.rnn.training  # noqa: F401  TensorFlow's import is not the first mode's cost
+
+    rows, stored = {}, {}
+    for mode in args.rnn_modes.split(","):
+        root = tmp / f"c-{mode}"
+        store = Store.open(str(root))
+        store.ridership.write_clean(clean)
+        os.environ.update({"RIDERSHIP_STORAGE": str(root), "RIDERSHIP_RNN_PARALLEL": str(args.rnn_workers), **RNN_MODES[mode]})
+        rows[mode] = measure(
+            mode, trainings, lambda: backfill(start=start.date(), end=end.date(), models=models, series=series)
+        )
+        challengers.close_pools()  # each parallel run pays its workers' start-up
+        cards = [
+            store.registry.read_card(m, u, v) for m in models for u in series for v in store.registry.versions(m, u)
+        ]
+        epochs = sum(c["training"]["epochs_run"] for c in cards)
+        seconds = sum(c["training"]["seconds"] for c in cards)
+        promoted = sum(bool(c["promotion"]["promoted"]) for c in cards)
+        print(f"    {len(cards)} versions ({promoted} promoted), {epochs} epochs, {seconds:.1f} s in fit()", flush=True)
+        forecasts = store.forecasts.read(models=models)
+        stored[mode] = forecasts.drop(columns=["run_id", "created_at"]).sort_values(["model", "unique_id", "cutoff", "h"], ignore_index=True)
+        for model in models:
+            scores = score(forecasts[forecasts["model"] == model], history)
+            line = ", ".join(f"{u} {scores.loc[u, 'mae_h1_14']:,.0f}" for u in series if u in scores.index)
+            print(f"    {model}: walk-forward MAE h1..14 {line}", flush=True)
+    if "serial" in rows:
+        for mode in rows.keys() - {"serial"}:
+            ratio(f"serial / {mode}", rows["serial"], rows[mode])
+    if {"serial", "parallel"} <= rows.keys():
+        serial, parallel = stored["serial"], stored["parallel"]
+        same = serial.equals(parallel)
+        print(f"  parallel stored the serial run's forecasts: {same}", flush=True)
+        if not same and len(serial) == len(parallel):
+            gap = (serial["y_hat"] - parallel["y_hat"]).abs().max()
+            versions = (serial["model_version"] == parallel["model_version"]).all()
+            print(f"    largest |y_hat difference| {gap:.6g}, same model_version everywhere: {versions}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-large", action="store_true", help="only (A) and (B) at 2 x 92")
     parser.add_argument("--only-b", action="store_true", help="skip (A)")
+    parser.add_argument("--rnn-only", action="store_true", help="only (C)")
+    parser.add_argument("--skip-rnn", action="store_true", help="skip (C)")
+    parser.add_argument("--rnn-real", action="store_true", help="(C) on the real file")
+    parser.add_argument("--rnn-weeks", type=int, default=8)
+    parser.add_argument("--rnn-models", default="multitask_rnn,seq2seq")
+    parser.add_argument("--rnn-modes", default="serial,parallel,warm")
+    parser.add_argument("--rnn-workers", type=int, default=2)
+    parser.add_argument("--rnn-epochs", type=int, default=20)
+    parser.add_argument("--rnn-train-days", type=int, default=300)
+    parser.add_argument("--rnn-validation-days", type=int, default=90)
     args = parser.parse_args()
     from flows.settings import apply_prefect_defaults
 
@@ -171,11 +266,14 @@ def main() -> None:
 
     with prefect_test_harness(server_startup_timeout=180), tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
-        if not args.only_b:
-            production_path(tmp)
-        below_the_flow(tmp, 2, 92)
-        if not args.skip_large:
-            below_the_flow(tmp, 50, 28)
+        if not args.rnn_only:
+            if not args.only_b:
+                production_path(tmp)
+            below_the_flow(tmp, 2, 92)
+            if not args.skip_large:
+                below_the_flow(tmp, 50, 28)
+        if not args.skip_rnn:
+            rnn_backfill(tmp, args)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ from flows.settings import Settings
 from storage import Store
 from tasks.core.models import check_models
 from tasks.core.walk_forward import DEFAULT_WINDOW, TrainingWindow
-from tasks.train import RetrainOutcome, due_retrains, forecast_with_champions, retrain
+from tasks.core.rnn.challengers import Challenger
+from tasks.train import RetrainOutcome, due_retrains, forecast_with_champions, pretrain_challengers, retrain
 
 
 def training_config(settings: Settings):
@@ -26,22 +27,45 @@ def training_config(settings: Settings):
 
 
 def _retrain(
-    store: Store, history: pd.DataFrame, settings: Settings, model: str, unique_id: str, cutoff: pd.Timestamp
+    store: Store, history: pd.DataFrame, settings: Settings, model: str, unique_id: str, cutoff: pd.Timestamp,
+    pretrained: Challenger | None = None,
 ) -> RetrainOutcome:
     return retrain(
-        store, history, model, unique_id, cutoff, training_config(settings), model in settings.rnn_improved_recipe
+        store, history, model, unique_id, cutoff, training_config(settings), model in settings.rnn_improved_recipe,
+        pretrained, settings.rnn_warm_start,
     )
+
+
+def retrain_all(
+    store: Store, history: pd.DataFrame, settings: Settings, model: str, planned: list[tuple[str, pd.Timestamp]]
+) -> list[RetrainOutcome]:
+    """The retrains ``planned`` ((series, cutoff), walk-forward order within each series). With
+    ``RIDERSHIP_RNN_PARALLEL`` > 1 their challengers are trained first, side by side in worker
+    processes (each needs only the data up to its cutoff), then replayed here in the same order
+    through the promotion vote, the save and the pointer: the registry and the forecasts of the
+    serial run (``tests/test_rnn_parallel.py``)."""
+    pretrained = {}
+    if settings.rnn_parallel > 1 and len(planned) > 1:
+        pretrained = pretrain_challengers(
+            history, model, planned, training_config(settings), model in settings.rnn_improved_recipe,
+            settings.rnn_parallel,
+        )
+    return [
+        _retrain(store, history, settings, model, unique_id, cutoff, pretrained.get((unique_id, cutoff)))
+        for unique_id, cutoff in planned
+    ]
 
 
 def retrain_due(
     store: Store, history: pd.DataFrame, settings: Settings, model: str, series: list[str], cutoffs: list[pd.Timestamp]
 ) -> list[RetrainOutcome]:
     """Train every retrain that ``cutoffs`` make due (weekly, or when no champion exists)."""
-    outcomes = []
-    for unique_id in series:
-        for cutoff in due_retrains(store, model, unique_id, cutoffs, settings.retrain_weekday):
-            outcomes.append(_retrain(store, history, settings, model, unique_id, cutoff))
-    return outcomes
+    planned = [
+        (unique_id, cutoff)
+        for unique_id in series
+        for cutoff in due_retrains(store, model, unique_id, cutoffs, settings.retrain_weekday)
+    ]
+    return retrain_all(store, history, settings, model, planned)
 
 
 def forecast_rnn_chunk(
@@ -81,7 +105,7 @@ def retrain_models(models: list[str] | None = None, cutoff: date | None = None) 
     history = load_required_history(store, series)
     at = pd.Timestamp(cutoff) if cutoff is not None else history.index.max()
     return [
-        _retrain(store, history, settings, model, unique_id, at)
+        outcome
         for model in (models or list(settings.rnn_models))
-        for unique_id in model_series(model, series)
+        for outcome in retrain_all(store, history, settings, model, [(u, at) for u in model_series(model, series)])
     ]

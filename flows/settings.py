@@ -72,6 +72,13 @@ class Settings:
     rnn_validation_days: int = 151
     rnn_max_epochs: int = 500
     retrain_weekday: int = 0  # Monday
+    # Processes training a batch of RNN challengers side by side (then replayed in walk-forward
+    # order: the serial run's registry and forecasts); 0 or 1: one after the other in the flow.
+    rnn_parallel: int = 0
+    # Train each weekly challenger from the weights of the champion as of its cutoff (measured in
+    # the README, "Parallel RNN retrains"; off: from the seeded initialisation). A chain: each
+    # training waits for the previous promotion vote, so it cannot go with rnn_parallel.
+    rnn_warm_start: bool = False
     ensemble_members: tuple[str, ...] = ("ridge", "sarimax_log")
     ensemble_method: str = "inverse_mae"
     mape_alert_threshold: float = 15.0
@@ -112,6 +119,11 @@ class Settings:
         RIDERSHIP_RNN_VALIDATION_DAYS  days ending at the cutoff for early stopping and promotion (default: 151)
         RIDERSHIP_RNN_MAX_EPOCHS    epoch cap for RNN training (default: 500)
         RIDERSHIP_RETRAIN_WEEKDAY   weekday of the weekly RNN retrain, 0=Monday (default: 0)
+        RIDERSHIP_RNN_PARALLEL      worker processes that train the due RNN challengers of a run side
+                                    by side, replayed in walk-forward order (default: 0, one after
+                                    the other in the flow's process)
+        RIDERSHIP_RNN_WARM_START    1: train each RNN challenger from the champion's weights (default: 0;
+                                    not with RIDERSHIP_RNN_PARALLEL > 1)
         RIDERSHIP_ENSEMBLE_MEMBERS  models the ensemble combines (default: see Settings; empty: no ensemble)
         RIDERSHIP_ENSEMBLE_METHOD   mean, median or inverse_mae (default: inverse_mae)
         RIDERSHIP_MAPE_ALERT        28-day MAPE (%) above which a model is flagged (default: 15)
@@ -131,6 +143,13 @@ class Settings:
         defaults = cls()
         train_days = int(env.get("RIDERSHIP_SARIMA_TRAIN_DAYS", defaults.sarima_train_days))
         dask_address = env.get("RIDERSHIP_DASK_ADDRESS", "").strip() or None
+        rnn_parallel = int(env.get("RIDERSHIP_RNN_PARALLEL", defaults.rnn_parallel))
+        warm_start = env.get("RIDERSHIP_RNN_WARM_START", "0").strip().lower() in ("1", "true", "yes")
+        if warm_start and rnn_parallel > 1:
+            raise InvalidInput(
+                "RIDERSHIP_RNN_WARM_START and RIDERSHIP_RNN_PARALLEL > 1 exclude each other: a warm-started "
+                "retrain starts from the champion the previous retrain's vote chose, so retrains run in order"
+            )
         return cls(
             source=env.get("RIDERSHIP_SOURCE", defaults.source),
             route_source=env.get("RIDERSHIP_ROUTE_SOURCE", defaults.route_source),
@@ -151,6 +170,8 @@ class Settings:
             rnn_validation_days=int(env.get("RIDERSHIP_RNN_VALIDATION_DAYS", defaults.rnn_validation_days)),
             rnn_max_epochs=int(env.get("RIDERSHIP_RNN_MAX_EPOCHS", defaults.rnn_max_epochs)),
             retrain_weekday=int(env.get("RIDERSHIP_RETRAIN_WEEKDAY", defaults.retrain_weekday)),
+            rnn_parallel=rnn_parallel,
+            rnn_warm_start=warm_start,
             ensemble_members=_csv(env.get("RIDERSHIP_ENSEMBLE_MEMBERS", ",".join(defaults.ensemble_members))),
             ensemble_method=env.get("RIDERSHIP_ENSEMBLE_METHOD", defaults.ensemble_method),
             mape_alert_threshold=float(env.get("RIDERSHIP_MAPE_ALERT", defaults.mape_alert_threshold)),

@@ -6,7 +6,6 @@ forecast by the previous champion (or the seasonal naive) marked as fallbacks.""
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -18,6 +17,7 @@ from storage import Store
 from tasks.core.champions import champion_as_of, forecast_source, retrain_cutoffs
 from tasks.core.fallback import champion_fallback_version, failure_reason
 from tasks.core.models import rnn_forecaster
+from tasks.core.rnn.challengers import Challenger, TrainingJob, train_checked, train_many
 from tasks.core.walk_forward import DEFAULT_WINDOW, TrainingWindow, fallback_at, forecast_at, visible_history
 
 
@@ -61,13 +61,36 @@ def due_retrains(
 
 
 @task(cache_policy=NO_CACHE)
+def pretrain_challengers(
+    history: pd.DataFrame, model: str, planned: Sequence[tuple[str, pd.Timestamp]], training,
+    improved_recipe: bool, workers: int,
+) -> dict[tuple[str, pd.Timestamp], Challenger]:
+    """Train the challengers of ``planned`` (series, cutoff) retrains side by side on ``workers``
+    processes, touching no registry: each depends only on the data up to its cutoff. The retrain
+    task then replays them in walk-forward order (``pretrained``). A training a worker could not
+    deliver is left out, and the retrain task trains it itself."""
+    forecaster = rnn_forecaster(model, training, improved_recipe)
+    jobs = [TrainingJob(forecaster, visible_history(history, cutoff), unique_id, cutoff) for unique_id, cutoff in planned]
+    results = train_many(jobs, workers)
+    missing = [f"{unique_id} {cutoff.date()}" for (unique_id, cutoff), result in zip(planned, results) if result is None]
+    if missing:
+        get_run_logger().warning("%s: %d training(s) not delivered by a worker, trained in the flow: %s",
+                                 model, len(missing), ", ".join(missing))
+    return {key: result for key, result in zip(planned, results) if result is not None}
+
+
+@task(cache_policy=NO_CACHE)
 def retrain(
     store: Store, history: pd.DataFrame, model: str, unique_id: str, cutoff: pd.Timestamp, training,
-    improved_recipe: bool = False,
+    improved_recipe: bool = False, pretrained: Challenger | None = None, warm_start: bool = False,
 ) -> RetrainOutcome:
     """Train a challenger on data up to ``cutoff``; it becomes champion only if its validation
     MAE beats the champion's (as of that cutoff) on the same validation window.
     ``improved_recipe``: standardised series and Adam instead of the book's recipe.
+    ``pretrained``: that challenger, already trained (``pretrain_challengers``): only the
+    promotion vote, the save and the pointer remain, exactly as after training here.
+    ``warm_start``: train from the weights of the champion as of ``cutoff`` (README: measured,
+    not the default).
     A training that raises, or whose validation MAE or forecast is not finite, saves nothing:
     the failure is recorded in the registry and the outcome says so (promoted False)."""
     # One training per (model, series) at a time on a root: two runs due the same retrain (two
@@ -77,7 +100,7 @@ def retrain(
         done = _attempted_at(store, model, unique_id, cutoff)
         if done is not None:
             return done
-        return _train(store, history, model, unique_id, cutoff, training, improved_recipe)
+        return _train(store, history, model, unique_id, cutoff, training, improved_recipe, pretrained, warm_start)
 
 
 def _attempted_at(store: Store, model: str, unique_id: str, cutoff: pd.Timestamp) -> RetrainOutcome | None:
@@ -100,22 +123,25 @@ def _attempted_at(store: Store, model: str, unique_id: str, cutoff: pd.Timestamp
 
 def _train(
     store: Store, history: pd.DataFrame, model: str, unique_id: str, cutoff: pd.Timestamp, training,
-    improved_recipe: bool,
+    improved_recipe: bool, pretrained: Challenger | None = None, warm_start: bool = False,
 ) -> RetrainOutcome:
-    from tasks.core.rnn import TrainingDiverged, decide_promotion, untrustworthy, with_promotion
+    from tasks.core.rnn import decide_promotion, with_promotion
 
     logger = get_run_logger()
     visible = visible_history(history, cutoff)
-    started = time.perf_counter()
-    try:
-        challenger = rnn_forecaster(model, training, improved_recipe).fit(visible, unique_id)
-        problem = untrustworthy(challenger.card["validation_mae"], challenger.forecast(visible, challenger.config.horizon).mean)
-        if problem:
-            raise TrainingDiverged(problem)
-    except Exception as error:  # noqa: BLE001 (a failing retrain must not fail the night)
-        return _training_failed(store, model, unique_id, cutoff, failure_reason(error), time.perf_counter() - started)
-    incumbent_card = champion_as_of(_cards(store, model, unique_id), cutoff)
-    incumbent = _fitted(store, model, unique_id, incumbent_card["version"]) if incumbent_card else None
+    incumbent_card = champion_as_of(_cards(store, model, unique_id), cutoff)  # the lease is held: it stays so
+    incumbent = None  # loaded once needed: a failed training never touches it
+    if pretrained is None:
+        forecaster = rnn_forecaster(model, training, improved_recipe)
+        if warm_start and incumbent_card is not None:
+            incumbent = _fitted(store, model, unique_id, incumbent_card["version"])
+            forecaster = forecaster.warm_started(incumbent)
+        pretrained = train_checked(forecaster, history, unique_id, cutoff)
+    if pretrained.failure is not None:
+        return _training_failed(store, model, unique_id, cutoff, pretrained.failure, pretrained.seconds)
+    challenger = pretrained.fitted
+    if incumbent is None and incumbent_card is not None:
+        incumbent = _fitted(store, model, unique_id, incumbent_card["version"])
     decision = decide_promotion(challenger, incumbent, visible)
     card = with_promotion(challenger.card, decision)
     registry = store.registry

@@ -42,6 +42,10 @@ _EXPORTS = {
     "with_promotion": "forecaster",
     "LayerNormSimpleRNNCell": "layers",
     "limit_threads": "training",
+    "Challenger": "challengers",
+    "TrainingJob": "challengers",
+    "train_checked": "challengers",
+    "train_many": "challengers",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -129,6 +129,9 @@ class RnnForecaster:
 
     model: ModelConfig
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    # A warm start: train from another version's weights (version, weights) instead of the seeded
+    # initialisation (``warm_started``). Off in production unless RIDERSHIP_RNN_WARM_START is set.
+    warm_start: tuple[str, list[np.ndarray]] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def named(
@@ -153,13 +156,24 @@ class RnnForecaster:
     def name(self) -> str:
         return self.model.architecture
 
+    def warm_started(self, champion: RnnFitted) -> "RnnForecaster":
+        """This forecaster, training from ``champion``'s weights where its network has the same
+        shapes and config (otherwise unchanged: a cold start)."""
+        if champion.bundle.model != self.model:
+            return self
+        return dataclasses.replace(self, warm_start=(champion.version, champion.network.get_weights()))
+
     def fit(self, history: pd.DataFrame, unique_id: str) -> RnnFitted:
         split = DataSplit.ending_at(history.index[-1], self.training.train_days, self.training.validation_days)
-        return train_challenger(history, unique_id, ConfigBundle(self.model, self.training), split)
+        return train_challenger(history, unique_id, ConfigBundle(self.model, self.training), split, self.warm_start)
 
 
-def train_challenger(history: pd.DataFrame, unique_id: str, bundle: ConfigBundle, split: DataSplit) -> RnnFitted:
-    """Train on ``split``'s training days, stop early on its validation days, score h=1..H there."""
+def train_challenger(
+    history: pd.DataFrame, unique_id: str, bundle: ConfigBundle, split: DataSplit,
+    warm_start: tuple[str, list[np.ndarray]] | None = None,
+) -> RnnFitted:
+    """Train on ``split``'s training days, stop early on its validation days, score h=1..H there.
+    ``warm_start``: (version, weights) to start from instead of the seeded initialisation."""
     config = bundle.model
     train_frame = slice_days(history, split.train_start, split.train_end)
     validation_frame = slice_days(history, split.validation_start, split.validation_end)
@@ -167,19 +181,26 @@ def train_challenger(history: pd.DataFrame, unique_id: str, bundle: ConfigBundle
     train = supervised_windows(train_frame, config, unique_id, scaler)
     # Early stopping watches the seed's validation set: windows wholly inside the validation days.
     validation = supervised_windows(validation_frame, config, unique_id, scaler)
-    outcome = fit_network(config, bundle.training, unique_id, train, validation)
+    outcome = fit_network(config, bundle.training, unique_id, train, validation, warm_start[1] if warm_start else None)
     trained = TrainedNetwork(outcome.model, config, unique_id, scaler)
     evaluation = evaluate_network(trained, history, split.validation_start, split.validation_end, config.horizon)
     used = slice_days(history, split.train_start, split.validation_end)
     fingerprint = data_fingerprint(used, config.series_columns(unique_id))
     counts = (len(train[0]), len(validation[0]))
     card = model_card(bundle, unique_id, split, scaler, outcome, evaluation, fingerprint, counts)
+    if warm_start is not None:
+        card["version"] = model_version(bundle, unique_id, split.cutoff, fingerprint, warm_start[0])
+        card["training"]["warm_start_from"] = warm_start[0]
     return RnnFitted(outcome.model, card)
 
 
-def model_version(bundle: ConfigBundle, unique_id: str, cutoff: pd.Timestamp, fingerprint: str) -> str:
-    """Deterministic id: retraining the same config on the same data names the same version."""
-    digest = hashlib.sha256(f"{bundle.digest()}|{unique_id}|{fingerprint}".encode()).hexdigest()
+def model_version(
+    bundle: ConfigBundle, unique_id: str, cutoff: pd.Timestamp, fingerprint: str, warm_start_from: str | None = None
+) -> str:
+    """Deterministic id: retraining the same config on the same data (from the same starting
+    weights: the seed's, or a warm start's version) names the same version."""
+    start = f"|warm:{warm_start_from}" if warm_start_from else ""
+    digest = hashlib.sha256(f"{bundle.digest()}|{unique_id}|{fingerprint}{start}".encode()).hexdigest()
     return f"{cutoff:%Y%m%d}-{digest[:10]}"
 
 

@@ -100,12 +100,17 @@ def fit_network(
     unique_id: str,
     train: tuple[np.ndarray, np.ndarray],
     validation: tuple[np.ndarray, np.ndarray],
+    initial_weights: list[np.ndarray] | None = None,
 ) -> TrainingOutcome:
-    """Train from a fixed seed: the same data and configs give bitwise the same weights on one CPU."""
+    """Train from a fixed seed: the same data and configs give bitwise the same weights on one CPU.
+    ``initial_weights`` (a warm start, e.g. the champion's): start from them instead of the
+    seeded initialisation; weights of other shapes raise ``ValueError``."""
     keras.utils.set_random_seed(training.seed)  # Python, numpy and TF seeds: initial weights too
     train_inputs, train_targets = train
     steps_per_epoch = math.ceil(len(train_inputs) / training.batch_size)
     network = build_model(model_config, unique_id)
+    if initial_weights is not None:
+        network.set_weights(initial_weights)
     network.compile(
         loss=keras.losses.Huber(),
         optimizer=make_optimizer(model_config, training),
