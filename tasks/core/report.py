@@ -2,32 +2,30 @@
 
 Everything here returns values; the storage layer writes ``report.md``, ``report.html`` and the
 PNGs side by side under ``reports/<run date>/``, so the Markdown links images by bare filename.
-The page is described once as a list of blocks and rendered to both formats, so the two cannot
-drift apart. Prefect artifact payloads are shaped in :mod:`tasks.core.artifacts`.
+The page is described once as a list of blocks (:mod:`tasks.core.page`) and rendered to both
+formats, so the two cannot drift apart. Prefect artifact payloads are shaped in :mod:`tasks.core.artifacts`.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-import numpy as np
 import pandas as pd
 
 from schemas.metrics import ALL_HORIZONS
 from tasks.core.aggregate import EXTREME_SERIES, aggregate_leaderboard, series_extremes, series_scores
 from tasks.core.artifacts import to_json_records
 from tasks.core.models import MODEL_FAMILIES, model_family
+from tasks.core.page import (
+    NOTHING, Block, Bullets, Column, Heading, Image, Paragraph, Table, formatter, missing, row_cells, to_html, to_markdown,
+)  # fmt: skip
 from tasks.core.plots import Chart, mape_distribution_png, model_colors, series_charts
 from tasks.core.scoring import (
     DEFAULT_ALERT_WINDOW, DEFAULT_SERIES, REFERENCE_MODEL, MapeAlert, Window, actuals_long, leaderboard,
 )  # fmt: skip
 
 ALERT_MARK = "\u26a0"  # ⚠
-NOTHING = "–"
 MAX_SERIES_SECTIONS = 6
 """With more series than this, only the system totals get a section; the rest are aggregated."""
 
@@ -88,31 +86,31 @@ def render_report(
     others = [s for s in series if s not in DEFAULT_SERIES] if at_scale else []
 
     title = f"Ridership forecast report {_day(run_date)}"
-    blocks: list[_Block] = [
-        _Heading(1, title),
-        _Paragraph(
+    blocks: list[Block] = [
+        Heading(1, title),
+        Paragraph(
             f"Scored at {_day(eval_stamp)} over window {window}{_window_span(window_rows)}. Reference model: "
             f"{reference_model}; 'vs ref' is MAE divided by the reference's (below 1 beats it). "
             "MAE and bias in boardings, MAPE in percent, coverage = share of actuals inside the interval."
         ),
     ]
     if data_note:
-        blocks.append(_Paragraph(f"Data: {data_note}", css_class="note"))
-    blocks.append(_Heading(2, "Alerts"))
+        blocks.append(Paragraph(f"Data: {data_note}", css_class="note"))
+    blocks.append(Heading(2, "Alerts"))
     listed = [a for a in alerts if a.unique_id not in others]
     bullets = [f"{ALERT_MARK} {a.message}" for a in listed] + _grouped_alerts([a for a in alerts if a.unique_id in others])
     if bullets:
-        blocks.append(_Bullets(bullets, css_class="alert"))
+        blocks.append(Bullets(bullets, css_class="alert"))
     else:
-        blocks.append(_Paragraph("No alerts."))
+        blocks.append(Paragraph("No alerts."))
 
     images: dict[str, bytes] = {}
     for unique_id in [s for s in series if s not in others]:
-        blocks.append(_Heading(2, f"Series {unique_id}"))
+        blocks.append(Heading(2, f"Series {unique_id}"))
         rows = board[board["unique_id"] == unique_id]
         max_h = window_rows.loc[window_rows["unique_id"] == unique_id, "h"].max()
         if rows.empty:
-            blocks.append(_Paragraph(f"No forecasts scored in window {window} yet."))
+            blocks.append(Paragraph(f"No forecasts scored in window {window} yet."))
         else:
             blocks.append(_leaderboard_table(rows, alerted, _horizons_label(max_h)))
         if latest_cutoff is not None:
@@ -131,22 +129,22 @@ def render_report(
         blocks.extend(_add_charts(images, charts))
 
     return Report(
-        markdown=_to_markdown(blocks, with_images=True),
-        html=_to_html(blocks, images, title),
+        markdown=to_markdown(blocks, with_images=True),
+        html=to_html(blocks, images, title),
         images=images,
-        artifact_markdown=_to_markdown(blocks, with_images=False),
+        artifact_markdown=to_markdown(blocks, with_images=False),
         aggregate_rows=to_json_records(aggregate, decimals=3),
     )
 
 
-def _add_charts(images: dict[str, bytes], charts: Sequence[Chart]) -> list["_Block"]:
+def _add_charts(images: dict[str, bytes], charts: Sequence[Chart]) -> list["Block"]:
     """Store each chart's PNG under its file name; the image blocks that show them."""
     for chart in charts:
         # Two series ids may slug to the same file name; never let one chart overwrite another.
         if chart.filename in images:
             raise ValueError(f"series ids collide on chart file name {chart.filename}")
         images[chart.filename] = chart.png
-    return [_Image(chart.filename, chart.caption) for chart in charts]
+    return [Image(chart.filename, chart.caption) for chart in charts]
 
 
 def _grouped_alerts(alerts: Sequence[MapeAlert], shown: int = 3) -> list[str]:
@@ -183,11 +181,11 @@ def _other_series(
     reference_model: str,
     alerted: set[tuple[str, str]],
     colors: dict[str, str],
-) -> tuple[list["_Block"], list[Chart], pd.DataFrame]:
+) -> tuple[list["Block"], list[Chart], pd.DataFrame]:
     """The section of every series but the system totals: blocks, charts, aggregate leaderboard."""
-    blocks: list[_Block] = [_Heading(2, f"All other series ({len(others)})")]
+    blocks: list[Block] = [Heading(2, f"All other series ({len(others)})")]
     if window_rows.empty:
-        return [*blocks, _Paragraph(f"No forecasts scored in window {window} yet.")], [], pd.DataFrame()
+        return [*blocks, Paragraph(f"No forecasts scored in window {window} yet.")], [], pd.DataFrame()
     span = Window(window, window_rows["window_start"].iloc[0], window_rows["window_end"].iloc[0])
     scores = series_scores(forecasts, actuals, span, exclude=DEFAULT_SERIES)
     board = aggregate_leaderboard(scores, reference_model)
@@ -196,16 +194,16 @@ def _other_series(
     pooled = scores[scores["h"] == ALL_HORIZONS]
     scored, all_h = int(pooled["count"].sum()), _horizons_label(other_rows["h"].max())
     scored_series = pooled["unique_id"].nunique()
-    blocks.append(_Paragraph(f"{scored_series} of these series scored in window {window}. {_AGGREGATE_DEFINITIONS}"))
+    blocks.append(Paragraph(f"{scored_series} of these series scored in window {window}. {_AGGREGATE_DEFINITIONS}"))
     if scored != expected:
         note = f"The aggregate covers {scored:,d} of the {expected:,d} scored forecasts: the forecasts given do not reach over the whole window."
-        blocks.append(_Paragraph(note, css_class="note"))
+        blocks.append(Paragraph(note, css_class="note"))
     if board.empty:
         return blocks, [], board
     blocks.append(_aggregate_table(board, all_h))
     extremes = series_extremes(scores, EXTREME_SERIES)
     for model in board["model"]:
-        blocks.append(_Heading(3, f"{model}: worst and best series by MAPE {all_h}"))
+        blocks.append(Heading(3, f"{model}: worst and best series by MAPE {all_h}"))
         blocks.append(_extremes_table(extremes[extremes["model"] == model], model, alerted))
     charts = []
     for family in MODEL_FAMILIES:
@@ -215,11 +213,11 @@ def _other_series(
             png = mape_distribution_png(rows, caption, reference_model, colors)
             charts.append(Chart(f"mape_by_series_{family}.png", caption, png))
     if charts:
-        blocks.append(_Heading(3, "Per-series MAPE by model family"))
+        blocks.append(Heading(3, "Per-series MAPE by model family"))
     return blocks, charts, board
 
 
-def _latest_forecasts(forecasts: pd.DataFrame, unique_id: str, cutoff: pd.Timestamp) -> list["_Block"]:
+def _latest_forecasts(forecasts: pd.DataFrame, unique_id: str, cutoff: pd.Timestamp) -> list["Block"]:
     """The run's own forecasts: one row per target date, one column per model (y_hat, with the
     95% interval where the model gives one)."""
     rows = forecasts[(forecasts["unique_id"].astype(str) == unique_id) & (forecasts["cutoff"] == cutoff)]
@@ -228,62 +226,24 @@ def _latest_forecasts(forecasts: pd.DataFrame, unique_id: str, cutoff: pd.Timest
     models = sorted(rows["model"].astype(str).unique())
     cells: dict[tuple[pd.Timestamp, str], str] = {}
     for row in rows.itertuples(index=False):
-        band = "" if _missing(row.y_lo_95) else f" ({row.y_lo_95:,.0f}–{row.y_hi_95:,.0f})"
+        band = "" if missing(row.y_lo_95) else f" ({row.y_lo_95:,.0f}–{row.y_hi_95:,.0f})"
         cells[(row.ds, str(row.model))] = f"{row.y_hat:,.0f}{band}"
     targets = sorted(rows["ds"].unique())
-    table = _Table(
+    table = Table(
         headers=["Date", *models],
         rows=[[_day(ds), *(cells.get((ds, m), NOTHING) for m in models)] for ds in targets],
         numeric=[False, *([True] * len(models))],
     )
-    return [_Heading(3, f"Forecasts from cutoff {_day(cutoff)} (95% interval)"), table]
-
-
-# --- page blocks and their two renderings ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Heading:
-    level: int
-    text: str
-
-
-@dataclass(frozen=True)
-class _Paragraph:
-    text: str
-    css_class: str | None = None
-
-
-@dataclass(frozen=True)
-class _Bullets:
-    items: list[str]
-    css_class: str | None = None
-
-
-@dataclass(frozen=True)
-class _Table:
-    headers: list[str]
-    rows: list[list[str]]
-    numeric: list[bool]
-    row_classes: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Image:
-    filename: str
-    alt: str
-
-
-_Block = _Heading | _Paragraph | _Bullets | _Table | _Image
+    return [Heading(3, f"Forecasts from cutoff {_day(cutoff)} (95% interval)"), table]
 
 
 def _horizons_label(max_h: Any) -> str:
     """``h=1..H`` for the pooled columns, from the largest ``h`` among metrics rows (if any)."""
-    return f"h=1..{int(max_h)}" if not _missing(max_h) and max_h > 0 else "all h"
+    return f"h=1..{int(max_h)}" if not missing(max_h) and max_h > 0 else "all h"
 
 
-def _leaderboard_table(rows: pd.DataFrame, alerted: set[tuple[str, str]], all_h: str) -> _Table:
-    columns: list[_Column] = [
+def _leaderboard_table(rows: pd.DataFrame, alerted: set[tuple[str, str]], all_h: str) -> Table:
+    columns: list[Column] = [
         ("Rank", "rank_all", _rank), ("Rank h=1", "rank_h1", _rank),
         ("MAE h=1", "mae_h1", _boardings), ("MAPE h=1", "mape_h1", _percent), ("vs ref h=1", "rel_mae_h1", _ratio),
         (f"MAE {all_h}", "mae_all", _boardings), (f"MAPE {all_h}", "mape_all", _percent),
@@ -295,15 +255,15 @@ def _leaderboard_table(rows: pd.DataFrame, alerted: set[tuple[str, str]], all_h:
     for row in rows.itertuples(index=False):
         flagged = (row.unique_id, row.model) in alerted
         label = _model_label(str(row.model), row.is_reference) + (" (MAPE alert)" if flagged else "")
-        body.append([_rank(row.rank_all), f"{ALERT_MARK} {label}" if flagged else label, *_cells(row, columns[1:])])
+        body.append([_rank(row.rank_all), f"{ALERT_MARK} {label}" if flagged else label, *row_cells(row, columns[1:])])
         classes.append("alert" if flagged else "reference" if row.is_reference else "")
     headers = [columns[0][0], "Model", *(title for title, _, _ in columns[1:])]
     numeric = [True, False, *([True] * (len(columns) - 1))]
-    return _Table(headers, body, numeric, classes)
+    return Table(headers, body, numeric, classes)
 
 
-def _aggregate_table(board: pd.DataFrame, all_h: str) -> _Table:
-    columns: list[_Column] = [("Series", "series_all", _count)]
+def _aggregate_table(board: pd.DataFrame, all_h: str) -> Table:
+    columns: list[Column] = [("Series", "series_all", _count)]
     for suffix, label in (("h1", "h=1"), ("all", all_h)):
         columns += [
             (f"MAE {label} mean", f"mae_mean_{suffix}", _boardings), (f"MAE {label} wtd", f"mae_weighted_{suffix}", _boardings),
@@ -311,12 +271,12 @@ def _aggregate_table(board: pd.DataFrame, all_h: str) -> _Table:
             (f"vs ref {label}", f"rel_mae_{suffix}", _ratio),
         ]  # fmt: skip
     columns.append(("Scored", "count_all", _count))
-    body = [[_model_label(str(row.model), row.is_reference), *_cells(row, columns)] for row in board.itertuples(index=False)]
+    body = [[_model_label(str(row.model), row.is_reference), *row_cells(row, columns)] for row in board.itertuples(index=False)]
     classes = ["reference" if flag else "" for flag in board["is_reference"]]
-    return _Table(["Model", *(title for title, _, _ in columns)], body, [False, *([True] * len(columns))], classes)
+    return Table(["Model", *(title for title, _, _ in columns)], body, [False, *([True] * len(columns))], classes)
 
 
-def _extremes_table(extremes: pd.DataFrame, model: str, alerted: set[tuple[str, str]]) -> _Table:
+def _extremes_table(extremes: pd.DataFrame, model: str, alerted: set[tuple[str, str]]) -> Table:
     """Worst and best series side by side, ``#`` 1 being the worst and the best."""
     sides = [extremes[extremes["side"] == side].reset_index(drop=True) for side in ("worst", "best")]
     body = []
@@ -331,111 +291,18 @@ def _extremes_table(extremes: pd.DataFrame, model: str, alerted: set[tuple[str, 
                 cells += [NOTHING] * 4
         body.append(cells)
     headers = ["#", *(f"{side} {column}" for side in ("Worst", "Best") for column in ("series", "MAPE", "MAE", "volume"))]
-    return _Table(headers, body, [True, *([False, True, True, True] * 2)])
+    return Table(headers, body, [True, *([False, True, True, True] * 2)])
 
 
 def _model_label(model: str, is_reference: bool) -> str:
     return f"{model} (reference)" if is_reference else model
 
 
-_Column = tuple[str, str, Callable[[Any], str]]
-
-
-def _cells(row: Any, columns: Sequence[_Column]) -> list[str]:
-    """The formatted cells of one itertuples row, in the order of ``columns``."""
-    return [fmt(getattr(row, column)) for _, column, fmt in columns]
-
-
-def _to_markdown(blocks: Sequence[_Block], with_images: bool) -> str:
-    lines: list[str] = []
-    for block in blocks:
-        if isinstance(block, _Heading):
-            lines += ["#" * block.level + " " + block.text, ""]
-        elif isinstance(block, _Paragraph):
-            prefix = "> " if block.css_class == "note" else ""
-            lines += [prefix + block.text, ""]
-        elif isinstance(block, _Bullets):
-            strong = block.css_class == "alert"
-            lines += [f"- **{item}**" if strong else f"- {item}" for item in block.items] + [""]
-        elif isinstance(block, _Table):
-            lines.append("| " + " | ".join(_md_cell(h) for h in block.headers) + " |")
-            lines.append("|" + "|".join("---:" if n else "---" for n in block.numeric) + "|")
-            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
-            lines.append("")
-        elif isinstance(block, _Image) and with_images:
-            lines += [f"![{_md_cell(block.alt)}]({block.filename})", ""]
-    return "\n".join(lines).rstrip("\n") + "\n"
-
-
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 75rem; color: #222; }
-table { border-collapse: collapse; margin: 0.5rem 0 1rem; font-size: 0.9rem; }
-th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; }
-th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.reference td { background: #f0f4fa; font-style: italic; }
-tr.alert td, ul.alert { background: #fde8e8; color: #8a1111; font-weight: bold; }
-ul.alert { border: 2px solid #c62828; padding: 0.5rem 2rem; }
-p.note { border-left: 4px solid #e0a800; padding-left: 0.75rem; background: #fff8e1; }
-img { max-width: 100%; }
-""".strip()
-
-
-def _to_html(blocks: Sequence[_Block], images: dict[str, bytes], title: str) -> str:
-    body: list[str] = []
-    for block in blocks:
-        if isinstance(block, _Heading):
-            body.append(f"<h{block.level}>{html.escape(block.text)}</h{block.level}>")
-        elif isinstance(block, _Paragraph):
-            body.append(f"<p{_class_attr(block.css_class)}>{html.escape(block.text)}</p>")
-        elif isinstance(block, _Bullets):
-            items = "".join(f"<li>{html.escape(item)}</li>" for item in block.items)
-            body.append(f"<ul{_class_attr(block.css_class)}>{items}</ul>")
-        elif isinstance(block, _Table):
-            head = "".join(f"<th>{html.escape(h)}</th>" for h in block.headers)
-            rows = []
-            for index, row in enumerate(block.rows):
-                css = block.row_classes[index] if index < len(block.row_classes) else ""
-                cells = "".join(
-                    f"<td{_class_attr('num' if numeric else None)}>{html.escape(cell)}</td>"
-                    for cell, numeric in zip(row, block.numeric)
-                )
-                rows.append(f"<tr{_class_attr(css)}>{cells}</tr>")
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
-        elif isinstance(block, _Image):
-            # Embedded as a data URI so the single HTML file can be mailed or opened anywhere.
-            data = base64.b64encode(images[block.filename]).decode("ascii")
-            alt = html.escape(block.alt)
-            body.append(f'<figure><img src="data:image/png;base64,{data}" alt="{alt}"><figcaption>{alt}</figcaption></figure>')
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>{html.escape(title)}</title>\n<style>\n{_CSS}\n</style>\n</head>\n<body>\n"
-        + "\n".join(body)
-        + "\n</body>\n</html>\n"
-    )
-
-
 # --- small formatting helpers ---------------------------------------------------------------
 
 
-def _class_attr(css_class: str | None) -> str:
-    return f' class="{css_class}"' if css_class else ""
-
-
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _missing(value: Any) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and math.isnan(value))
-
-
-def _formatter(spec: str) -> Callable[[Any], str]:
-    """A cell formatter that shows a dash for a missing value (nothing scored, no interval)."""
-    return lambda value: NOTHING if _missing(value) else spec.format(value)
-
-
-_rank, _count, _boardings = _formatter("{:d}"), _formatter("{:,d}"), _formatter("{:,.0f}")
-_signed, _percent, _ratio, _share = _formatter("{:+,.0f}"), _formatter("{:.1f}%"), _formatter("{:.2f}"), _formatter("{:.0%}")
+_rank, _count, _boardings = formatter("{:d}"), formatter("{:,d}"), formatter("{:,.0f}")
+_signed, _percent, _ratio, _share = formatter("{:+,.0f}"), formatter("{:.1f}%"), formatter("{:.2f}"), formatter("{:.0%}")
 
 
 def _day(value: pd.Timestamp | str) -> str:
