@@ -27,7 +27,7 @@ from tasks.core.series_activity import active_at, check_series_syntax, group_by_
 from tasks.core.naive import MODEL_NAME as NAIVE
 from tasks.core.walk_forward import TrainingWindow
 from tasks.ensemble import forecast_ensemble
-from tasks.evaluate import ReportOutcome, evaluate, leaderboard_window, publish_report
+from tasks.evaluate import ReportOutcome, evaluate, leaderboard_window, load_actuals, publish_report
 from tasks.forecast import cutoffs_to_run, load_history, store_forecasts, walk_forward
 
 CUTOFFS_PER_CHUNK = 91
@@ -47,6 +47,12 @@ class ForecastProgress:
     def note(self) -> str | None:
         """The fallbacks as sentences for the report (None when there were none)."""
         return fallback_note(self.fallbacks)
+
+    def record_fallbacks(self, lines: list[str]) -> None:
+        """Log and keep the fallback lines of forecasts just stored."""
+        for line in lines:
+            get_run_logger().warning("fallback: %s", line)
+            self.fallbacks.append(line)
 
 
 def current_run_id() -> str:
@@ -76,11 +82,14 @@ def choose_series(store: Store, requested: Sequence[str] | None, settings: Setti
     return resolve_series(list(requested or settings.series), available)
 
 
+def with_totals(series: Sequence[str]) -> list[str]:
+    """``series`` plus the system totals, which the multitask RNNs read whatever they forecast."""
+    return [*series, *(t for t in TOTAL_SERIES if t not in series)]
+
+
 def load_required_history(store: Store, series: Sequence[str] | None = None) -> pd.DataFrame:
-    """The model history of ``series`` (default: every series), plus the system totals the
-    multitask RNNs read whatever series they forecast."""
-    wanted = None if series is None else [*series, *(t for t in TOTAL_SERIES if t not in series)]
-    history = load_history(store, wanted)
+    """The model history of ``series`` and the totals (default: every series)."""
+    history = load_history(store, None if series is None else with_totals(series))
     if history.empty:
         raise Unavailable(f"no clean data under {store.url}: run `ridership ingest` first")
     return history
@@ -175,9 +184,7 @@ def forecast_cutoffs(
             chunks = [todo[first : first + CUTOFFS_PER_CHUNK] for first in range(0, len(todo), CUTOFFS_PER_CHUNK)]
             for chunk, forecasts in _forecast_chunks(store, history, settings, model, forecast_series, chunks, window, active):
                 store_forecasts(store, forecasts, run_id)
-                for line in fallbacks(forecasts) if not forecasts.empty else []:
-                    logger.warning("fallback: %s", line)
-                    progress.fallbacks.append(line)
+                progress.record_fallbacks(fallbacks(forecasts))
                 progress.stored[model] += len(chunk)
                 advance(len(chunk))
             logger.info("%s: %d cutoff(s) forecast, %d already stored", model, progress.stored[model], progress.skipped[model])
@@ -242,8 +249,9 @@ def score_and_report(
     # One scoring at a time per root: the last to score reads every forecast stored by the runs
     # that finished forecasting before it, so the metrics and report left behind are complete.
     with store.lock("scores", f"scoring at {eval_date.date()} for run date {run_date.date()}"):
-        metrics = evaluate(store, eval_date, settings.horizon, target_range)
+        actuals = load_actuals(store)
+        metrics = evaluate(store, actuals, eval_date, settings.horizon, target_range)
         return publish_report(
-            store, metrics, run_date, eval_date, settings.horizon, settings.mape_alert_threshold, data_note,
+            store, metrics, actuals, run_date, eval_date, settings.horizon, settings.mape_alert_threshold, data_note,
             window=leaderboard_window(target_range), latest_cutoff=latest_cutoff, artifact_prefix=artifact_prefix,
         )

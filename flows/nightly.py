@@ -11,11 +11,12 @@ import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows.common import ForecastProgress, default_models, forecast_cutoffs, model_series, score_and_report, training_window
+from flows.common import (
+    ForecastProgress, default_models, forecast_cutoffs, model_series, score_and_report, training_window, with_totals,
+)  # fmt: skip
 from flows.ingest import ingest
 from flows.settings import Settings
 from schemas.errors import DegradedRun, Unavailable
-from schemas.series import TOTAL_SERIES
 from storage import Store
 from tasks.core.series_activity import resolve_series
 from tasks.core.models import is_rnn
@@ -87,7 +88,7 @@ def nightly(run_date: date | None = None) -> NightlySummary:
     if not available:
         raise Unavailable(f"no clean data under {store.url} to forecast from: {ingest_error}")
     series = resolve_series(list(settings.series), available)
-    history = load_history(store, [*series, *(t for t in TOTAL_SERIES if t not in series)])
+    history = load_history(store, with_totals(series))
     cutoff, lag_days = nightly_cutoff(day, history.index.max())
     data_used = _data_used(ingested if not ingest_error else None, ingest_error, history.index.max())
     notes = [data_used]

@@ -107,9 +107,7 @@ class ClusterForecasts:
         for model, cutoff_count, skipped, series_count, futures in self.pending:
             for chunk, future in futures:
                 outcome = future.result()
-                for line in outcome.fallbacks:
-                    logger.warning("fallback: %s", line)
-                    progress.fallbacks.append(line)
+                progress.record_fallbacks(outcome.fallbacks)
                 self.advance(len(chunk) / series_count)
             progress.stored[model] = cutoff_count
             logger.info("%s: %d cutoff(s) forecast on the cluster, %d already stored", model, cutoff_count, skipped)

@@ -136,9 +136,9 @@ class StorageLocks:
         try:
             return json.loads(raw)
         except ValueError:
-            age = time.time() - self.root.modified(path)
-            return {"token": f"unreadable-{int(self.root.modified(path))}", "holder": "?", "purpose": "?",
-                    "expires_at": 0 if age > self.policy.lease_s else time.time() + 1}
+            modified = self.root.modified(path)
+            return {"token": f"unreadable-{int(modified)}", "holder": "?", "purpose": "?",
+                    "expires_at": 0 if time.time() - modified > self.policy.lease_s else time.time() + 1}
 
     def _break(self, path: str, stale: dict) -> None:
         """Delete an expired lease, once: only the waiter that claims its token may."""

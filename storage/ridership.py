@@ -88,22 +88,25 @@ class RidershipStore:
         path = self.root.join(CLEAN_FILE)
         if not self.root.exists(path):
             return CleanSeries.validate(empty_long(), lazy=True)
-        table = self.root.read_table(path)
-        frame = table.to_pandas()
-        if WIDE_COLUMNS <= set(frame.columns):
-            frame["service_date"] = pd.to_datetime(frame["service_date"]).astype("datetime64[ns]")
-            frame = totals_to_long(CleanRidership.validate(frame, lazy=True))
+        frame = self.root.read_table(path).to_pandas()
         frame["service_date"] = pd.to_datetime(frame["service_date"]).astype("datetime64[ns]")
+        if WIDE_COLUMNS <= set(frame.columns):
+            frame = totals_to_long(CleanRidership.validate(frame, lazy=True))
         if unique_ids is not None:
             frame = frame[frame["unique_id"].isin(unique_ids)].reset_index(drop=True)
         return CleanSeries.validate(frame, lazy=True)
 
     def series_ids(self) -> list[str]:
-        """Every series in the clean store (reads only that column)."""
+        """Every series in the clean store, from its ``unique_id`` column alone (a wide store
+        holds the totals)."""
         path = self.root.join(CLEAN_FILE)
         if not self.root.exists(path):
             return []
-        return sorted(self.read_series()["unique_id"].unique())
+        if self.is_wide():
+            return sorted(TOTAL_SERIES)
+        with self.root.fs.open(path, "rb") as handle:
+            ids = pq.read_table(handle, columns=["unique_id"]).column("unique_id")
+        return sorted(ids.unique().to_pylist())
 
     def read_clean(self) -> pd.DataFrame:
         """The system totals as one row per date (``service_date, day_type, bus, rail``)."""

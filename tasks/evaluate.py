@@ -39,14 +39,16 @@ def _windows(eval_date: pd.Timestamp, target_range: tuple[pd.Timestamp, pd.Times
     return windows
 
 
-def _actuals(store: Store) -> pd.DataFrame:
-    """Every series' actuals, long (``unique_id, ds, y``)."""
+@task(cache_policy=NO_CACHE)
+def load_actuals(store: Store) -> pd.DataFrame:
+    """Every series' actuals, long (``unique_id, ds, y``): read once for scoring and the report."""
     return store.ridership.read_series().rename(columns={"service_date": "ds"})[["unique_id", "ds", "y"]]
 
 
 @task(cache_policy=NO_CACHE)
 def evaluate(
     store: Store,
+    actuals: pd.DataFrame,
     eval_date: pd.Timestamp,
     horizon: int,
     target_range: tuple[pd.Timestamp, pd.Timestamp] | None = None,
@@ -70,7 +72,7 @@ def evaluate(
     if forecasts.empty:
         get_run_logger().warning("no stored forecast targets %s..%s: nothing to score yet", first_target.date(), last_target.date())
         return store.metrics.read(eval_date=pd.Timestamp("1900-01-01"))  # empty, typed
-    metrics = score_forecasts(forecasts, _actuals(store), eval_date, windows)
+    metrics = score_forecasts(forecasts, actuals, eval_date, windows)
     store.metrics.write(metrics)
     return metrics
 
@@ -79,6 +81,7 @@ def evaluate(
 def publish_report(
     store: Store,
     metrics: pd.DataFrame,
+    actuals: pd.DataFrame,
     run_date: pd.Timestamp,
     eval_date: pd.Timestamp,
     horizon: int,
@@ -102,7 +105,7 @@ def publish_report(
         plot_start = min(plot_start, in_window.min() - pd.Timedelta(days=horizon))
     forecasts = store.forecasts.read(start=plot_start, end=eval_date)
     report = render_report(
-        metrics, forecasts, _actuals(store), run_date=run_date, eval_date=eval_date,
+        metrics, forecasts, actuals, run_date=run_date, eval_date=eval_date,
         window=window, alerts=alerts, data_note=data_note, plot_weeks=PLOT_WEEKS, latest_cutoff=latest_cutoff,
     )
     folder = store.reports.write(run_date, report.markdown, report.html, report.images)

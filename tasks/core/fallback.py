@@ -43,7 +43,10 @@ def champion_fallback_version(champion_version: str, reason: str) -> str:
 
 def fallbacks(forecasts: pd.DataFrame) -> list[str]:
     """One line per (model, series, cutoff) whose forecast is a fallback, with its reason (and
-    the previous champion's version where that stood in)."""
+    the previous champion's version where that stood in). A chunk with nothing to forecast may
+    come as an empty frame without columns: no lines."""
+    if forecasts.empty:
+        return []
     rows = forecasts[(forecasts["h"] == 1) & forecasts["model_version"].str.startswith(FALLBACK_PREFIX)]
     lines = []
     for row in rows.itertuples():

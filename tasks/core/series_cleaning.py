@@ -119,9 +119,10 @@ def validate_series_batch(read: RawRead, kind: str, as_of: pd.Timestamp | None =
     good = parsed[~parsed.index.isin(list(rules))]
     exact = good.duplicated(["unique_id", "service_date", "day_type", "y"], keep="first")
     unique_rows = good[~exact]
-    conflicting = unique_rows.duplicated(["unique_id", "service_date"], keep=False)
-    conflict_keys = set(zip(unique_rows.loc[conflicting, "unique_id"], unique_rows.loc[conflicting, "service_date"]))
-    in_conflict = pd.Series([k in conflict_keys for k in zip(good["unique_id"], good["service_date"])], index=good.index)
+    key = ["unique_id", "service_date"]
+    conflicting = unique_rows.duplicated(key, keep=False)
+    conflict_keys = pd.MultiIndex.from_frame(unique_rows.loc[conflicting, key])
+    in_conflict = pd.Series(pd.MultiIndex.from_frame(good[key]).isin(conflict_keys), index=good.index)
     add(pd.Series(cells.index.isin(good.index[in_conflict]), index=cells.index), RULE_CONFLICTING_DUPLICATE)
     accepted = unique_rows[~conflicting]
 
