@@ -67,34 +67,39 @@ class CleanRidership(pa.DataFrameModel):
         coerce = True
 
 
-class QuarantinedRow(pa.DataFrameModel):
-    """A raw row that failed validation, kept with the rules it broke and where it came from."""
+class IngestRecord(pa.DataFrameModel):
+    """What every record an ingest writes beside the clean store starts with: when, from which file."""
 
     ingested_at: Series[pd.DatetimeTZDtype] = pa.Field(dtype_kwargs={"unit": "us", "tz": "UTC"})
     source_file: Series[str]
+
+    class Config:
+        strict = True
+        coerce = True
+
+
+class QuarantineRecord(IngestRecord):
+    """A raw row that failed validation: its line in the file and the rules it broke (the raw
+    cells follow, as text, in the model of each file kind)."""
+
     source_line: Series[int] = pa.Field(ge=2)
     rules: Series[str]
+
+
+class QuarantinedRow(QuarantineRecord):
+    """A row of a totals file that failed validation, kept with the rules it broke."""
+
     service_date: Series[str] = pa.Field(nullable=True)
     day_type: Series[str] = pa.Field(nullable=True)
     bus: Series[str] = pa.Field(nullable=True)
     rail_boardings: Series[str] = pa.Field(nullable=True)
     total_rides: Series[str] = pa.Field(nullable=True)
 
-    class Config:
-        strict = True
-        coerce = True
 
+class Revision(IngestRecord):
+    """A totals value in the clean store that a newer snapshot changed."""
 
-class Revision(pa.DataFrameModel):
-    """A value in the clean store that a newer snapshot changed."""
-
-    ingested_at: Series[pd.DatetimeTZDtype] = pa.Field(dtype_kwargs={"unit": "us", "tz": "UTC"})
-    source_file: Series[str]
     service_date: Series[pd.Timestamp]
     column: Series[str] = pa.Field(isin=["day_type", "bus", "rail"])
     old_value: Series[str]
     new_value: Series[str]
-
-    class Config:
-        strict = True
-        coerce = True

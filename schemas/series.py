@@ -14,7 +14,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from schemas.ridership import DAY_TYPES, EARLIEST_SERVICE_DATE, MAX_DAILY_BOARDINGS, CleanRidership
+from schemas.ridership import DAY_TYPES, EARLIEST_SERVICE_DATE, MAX_DAILY_BOARDINGS, CleanRidership, IngestRecord, QuarantineRecord
 
 TOTAL_SERIES = ("bus", "rail")
 ROUTE_PREFIX = "route:"
@@ -84,37 +84,23 @@ class RawSeriesRides(pa.DataFrameModel):
         coerce = False
 
 
-class QuarantinedSeriesRow(pa.DataFrameModel):
+class QuarantinedSeriesRow(QuarantineRecord):
     """A route or station row that failed validation, as text, with its rules and origin."""
 
-    ingested_at: Series[pd.DatetimeTZDtype] = pa.Field(dtype_kwargs={"unit": "us", "tz": "UTC"})
-    source_file: Series[str]
-    source_line: Series[int] = pa.Field(ge=2)
-    rules: Series[str]
     series: Series[str] = pa.Field(nullable=True, description="the route or station_id cell")
     date: Series[str] = pa.Field(nullable=True)
     daytype: Series[str] = pa.Field(nullable=True)
     rides: Series[str] = pa.Field(nullable=True)
 
-    class Config:
-        strict = True
-        coerce = True
 
-
-class SeriesRevision(pa.DataFrameModel):
+class SeriesRevision(IngestRecord):
     """A clean value of a route or station series that a newer file changed."""
 
-    ingested_at: Series[pd.DatetimeTZDtype] = pa.Field(dtype_kwargs={"unit": "us", "tz": "UTC"})
-    source_file: Series[str]
     unique_id: Series[str]
     service_date: Series[pd.Timestamp]
     column: Series[str] = pa.Field(isin=["day_type", "y"])
     old_value: Series[str]
     new_value: Series[str]
-
-    class Config:
-        strict = True
-        coerce = True
 
 
 def empty_long() -> pd.DataFrame:
