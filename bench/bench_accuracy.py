@@ -14,7 +14,7 @@ Protocols (issue 10), every forecast h = 1..14, refitted at every cutoff on data
 Scored against the clean actuals; a target after the file's last date (2021-11-30) is left out.
 "mean h1..14" pools every scored forecast of h = 1..14 (the metrics table's ``h = 0``); with no
 target left out it equals the mean of the 14 per-horizon MAEs. Each model trains on its own
-default window (:func:`tasks.core.models.default_training_days`) unless ``--train-days`` says
+default window (:func:`tasks.core.models.catalog.default_training_days`) unless ``--train-days`` says
 otherwise. Fit time is the model's wall time per (series, cutoff): fit and forecast, in-process.
 The CSV comes from ``RIDERSHIP_REAL_CSV``, else ``<repo>/../shared/data/``.
 """
@@ -36,7 +36,7 @@ import pandas as pd  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tasks.core.models import STATISTICAL_MODELS, default_training_days, statistical_forecaster  # noqa: E402
+from tasks.core.models.catalog import STATISTICAL_MODELS, default_training_days, statistical_forecaster  # noqa: E402
 from tasks.core.walk_forward import TrainingWindow, historical_forecasts  # noqa: E402
 
 CSV_NAME = "CTA_-_Ridership_-_Daily_Boarding_Totals.csv"

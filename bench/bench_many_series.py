@@ -41,7 +41,7 @@ WINDOW_DAYS = 182
 def build_store(folder: Path) -> Path:
     from flows.ingest import ingest
     from storage.synth import PORTAL_FILE_NAMES, write_portal_files
-    from tasks.core.synth import ROUTES, STATIONS, TOTALS, synthesize
+    from tasks.core.data.synth import ROUTES, STATIONS, TOTALS, synthesize
 
     data = synthesize(155, 145, date(2018, 1, 1), date(2019, 6, 30), seed=5)
     portal = folder / "portal"
@@ -68,7 +68,7 @@ def seed_loop(root: Path, series: list[str], start: date, end: date) -> int:
     from statsmodels.tsa.arima.model import ARIMA
 
     from storage import Store
-    from tasks.core.series_activity import history_from_series
+    from tasks.core.data.activity import history_from_series
 
     history = history_from_series(Store.open(str(root)).ridership.read_series(series))
     fits = failed = 0

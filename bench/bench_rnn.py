@@ -71,7 +71,7 @@ def load_history(path: Path) -> pd.DataFrame:
 
 
 def bundle_for(name: str, max_epochs: int, patience: int, seed: int = 42):
-    from tasks.core.rnn import ConfigBundle, ModelConfig, TrainingConfig
+    from tasks.core.models.rnn import ConfigBundle, ModelConfig, TrainingConfig
 
     architecture, model_overrides, training_overrides = VARIANTS.get(name, (name, SEED_INPUTS, {}))
     return ConfigBundle(
@@ -81,7 +81,7 @@ def bundle_for(name: str, max_epochs: int, patience: int, seed: int = 42):
 
 
 def train_one(history: pd.DataFrame, name: str, unique_id: str, max_epochs: int, patience: int, seed: int = 42) -> dict:
-    from tasks.core.rnn import DataSplit, train_challenger
+    from tasks.core.models.rnn import DataSplit, train_challenger
 
     bundle = bundle_for(name, max_epochs, patience, seed)
     fitted = train_challenger(history, unique_id, bundle, DataSplit.from_dates(*SEED_SPLIT))
@@ -125,8 +125,8 @@ def notebook_pipeline(history: pd.DataFrame, architecture: str, max_epochs: int,
     """The notebook's training for a one-step model: tf.data windows built per epoch, no XLA."""
     import keras
 
-    from tasks.core.rnn import ModelConfig, build_model
-    from tasks.core.rnn.windows import Scaler, feature_matrix, target_matrix
+    from tasks.core.models.rnn import ModelConfig, build_model
+    from tasks.core.models.rnn.windows import Scaler, feature_matrix, target_matrix
 
     config = ModelConfig.for_architecture(architecture, **SEED_INPUTS)
     scaler = Scaler.for_training(config, history)  # fixed: riders / 1e6, as in the notebook
@@ -152,7 +152,7 @@ def notebook_pipeline(history: pd.DataFrame, architecture: str, max_epochs: int,
         optimizer=keras.optimizers.SGD(learning_rate=config.spec.learning_rate, momentum=0.9),
         metrics=["mae"],
     )
-    from tasks.core.rnn.training import EpochClock
+    from tasks.core.models.rnn.training import EpochClock
 
     stopper = keras.callbacks.EarlyStopping(monitor="val_mae", patience=patience, restore_best_weights=True)
     clock = EpochClock()
@@ -255,7 +255,7 @@ def main() -> None:
         raise SystemExit(f"real CTA file not found at {path}: set RIDERSHIP_REAL_CSV")
     history = load_history(path)
 
-    from tasks.core.rnn import limit_threads
+    from tasks.core.models.rnn import limit_threads
 
     if args.child == "notebook":  # default threads, as the notebook ran
         print(json.dumps(notebook_pipeline(history, args.models[0], args.max_epochs, args.patience)))

@@ -91,7 +91,7 @@ def bench_seed_window(path: Path, pairs: int, n_jobs: int | None) -> None:
     import numpy as np
     import pandas as pd
 
-    from tasks.core.sarima import SarimaForecaster
+    from tasks.core.models.sarima import SarimaForecaster
     from tasks.core.walk_forward import TrainingWindow, historical_forecasts
 
     book, history = load_book_frame(path), engine_history(path)

@@ -129,7 +129,7 @@ def below_the_flow(tmp: Path, series: int, cutoff_count: int) -> None:
 
     from flows.scale_out import work_units
     from storage import Store
-    from tasks.core.models import SarimaOptions
+    from tasks.core.models.catalog import SarimaOptions
     from tasks.core.walk_forward import DEFAULT_WINDOW
     from tasks.forecast import _store_forecasts, _walk_forward, store_forecasts, walk_forward
 
@@ -184,7 +184,7 @@ def rnn_backfill(tmp: Path, args: argparse.Namespace) -> None:
 
     from flows.backfill import backfill
     from storage import Store
-    from tasks.core.rnn import challengers
+    from tasks.core.models.rnn import challengers
     from tests.synthetic import synthetic_clean
 
     if args.rnn_real:
@@ -206,7 +206,7 @@ def rnn_backfill(tmp: Path, args: argparse.Namespace) -> None:
         RIDERSHIP_RNN_VALIDATION_DAYS=str(args.rnn_validation_days), RIDERSHIP_RETRAIN_WEEKDAY="0",
         RIDERSHIP_ENSEMBLE_MEMBERS="", RIDERSHIP_TASK_RUNNER="default",
     )  # fmt: skip
-    import tasks.core.rnn.training  # noqa: F401  TensorFlow's import is not the first mode's cost
+    import tasks.core.models.rnn.training  # noqa: F401  TensorFlow's import is not the first mode's cost
 
     rows, stored = {}, {}
     for mode in args.rnn_modes.split(","):

@@ -10,13 +10,13 @@ import pandas as pd
 from prefect import flow
 
 from flows.common import (
-    ForecastProgress, check_backfill_parameters, choose_series, default_models, forecast_cutoffs, load_required_history,
-    score_and_report, training_window,
+    ForecastProgress, check_backfill_parameters, default_models, forecast_cutoffs, score_and_report, training_window,
 )  # fmt: skip
+from flows.series import choose_series, load_required_history
 from flows.settings import Settings
 from storage import Store
-from tasks.core.forecaster import cutoffs_for_run_dates
-from tasks.core.models import ModelName, SeriesName
+from tasks.core.models.forecaster import cutoffs_for_run_dates
+from tasks.core.models.catalog import ModelName, SeriesName
 from tasks.evaluate import ReportOutcome
 from tasks.ingest import remove_interrupted_writes
 

@@ -129,7 +129,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _retrain(args: argparse.Namespace) -> int:
     from flows.rnn import retrain_models
-    from tasks.core.models import check_models
+    from tasks.core.models.catalog import check_models
 
     check_models(args.models or [])
     for outcome in retrain_models(models=args.models, cutoff=args.cutoff):
@@ -165,7 +165,7 @@ def _print_nightly_summary(summary) -> None:
 
 def _synth(args: argparse.Namespace) -> int:
     from storage.synth import write_portal_files
-    from tasks.core.synth import ROUTES, STATIONS, TOTALS, check_synth_parameters, synthesize
+    from tasks.core.data.synth import ROUTES, STATIONS, TOTALS, check_synth_parameters, synthesize
 
     check_synth_parameters(args.routes, args.stations, args.start, args.end, args.seed)
     data = synthesize(args.routes, args.stations, args.start, args.end, seed=args.seed)

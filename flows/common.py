@@ -14,21 +14,22 @@ from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.runtime import flow_run
 
+from flows.rnn import forecast_rnn_chunk
 from flows.scale_out import ClusterForecasts, cluster_runner
+from flows.series import model_series
 from flows.settings import Settings
-from schemas.series import TOTAL_SERIES
 from storage import Store
-from schemas.errors import InvalidInput, Unavailable
-from tasks.core.ensemble import MODEL_NAME as ENSEMBLE
-from tasks.core.ensemble import EnsembleSpec
-from tasks.core.fallback import fallback_note, fallbacks
-from tasks.core.models import MODEL_TRAINING_DAYS, STATISTICAL_MODELS, check_models, is_combination, is_rnn
-from tasks.core.series_activity import active_at, check_series_syntax, group_by_activity, resolve_series
-from tasks.core.naive import MODEL_NAME as NAIVE
+from schemas.errors import InvalidInput
+from tasks.core.models.ensemble import MODEL_NAME as ENSEMBLE
+from tasks.core.models.ensemble import EnsembleSpec
+from tasks.core.models.fallback import fallback_note, fallbacks
+from tasks.core.models.catalog import MODEL_TRAINING_DAYS, STATISTICAL_MODELS, check_models, is_combination, is_rnn
+from tasks.core.data.activity import active_at, check_series_syntax, group_by_activity
+from tasks.core.models.naive import MODEL_NAME as NAIVE
 from tasks.core.walk_forward import TrainingWindow
 from tasks.ensemble import forecast_ensemble
 from tasks.evaluate import ReportOutcome, evaluate, leaderboard_window, load_actuals, publish_report
-from tasks.forecast import cutoffs_to_run, load_history, store_forecasts, walk_forward
+from tasks.forecast import cutoffs_to_run, store_forecasts, walk_forward
 
 CUTOFFS_PER_CHUNK = 91
 """Cutoffs fitted and stored together (a quarter): a killed backfill loses at most one chunk of
@@ -72,32 +73,6 @@ def check_backfill_parameters(
         raise InvalidInput("give train_start (expanding window) or train_days (rolling window), not both")
     if train_days is not None and train_days < 1:
         raise InvalidInput(f"train_days must be at least 1, got {train_days}")
-
-
-def choose_series(store: Store, requested: Sequence[str] | None, settings: Settings) -> list[str]:
-    """The store's series that ``requested`` (default: RIDERSHIP_SERIES) names, ids or patterns."""
-    available = store.ridership.series_ids()
-    if not available:
-        raise Unavailable(f"no clean data under {store.url}: run `ridership ingest` first")
-    return resolve_series(list(requested or settings.series), available)
-
-
-def with_totals(series: Sequence[str]) -> list[str]:
-    """``series`` plus the system totals, which the multitask RNNs read whatever they forecast."""
-    return [*series, *(t for t in TOTAL_SERIES if t not in series)]
-
-
-def load_required_history(store: Store, series: Sequence[str] | None = None) -> pd.DataFrame:
-    """The model history of ``series`` and the totals (default: every series)."""
-    history = load_history(store, None if series is None else with_totals(series))
-    if history.empty:
-        raise Unavailable(f"no clean data under {store.url}: run `ridership ingest` first")
-    return history
-
-
-def model_series(model: str, series: Sequence[str]) -> list[str]:
-    """The series a model forecasts: the RNNs are built on the two system totals only."""
-    return [s for s in series if s in TOTAL_SERIES] if is_rnn(model) else list(series)
 
 
 def training_window(settings: Settings, train_start: date | None, train_days: int | None) -> TrainingWindow:
@@ -203,8 +178,6 @@ def _forecast_chunks(
     idled ~1 s per chunk). RNN chunks run one after the other: a retrain must see the champion
     the previous chunk's retrain promoted."""
     if is_rnn(model):
-        from flows.rnn import forecast_rnn_chunk
-
         # Weekly retrains are due by calendar, whatever the stride between cutoffs (a backtest
         # forecasts every few days but retrains every week, as production does).
         span_start = chunks[0][0] if chunks else None

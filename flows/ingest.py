@@ -14,7 +14,7 @@ from tasks.ingest import (
     IngestSummary, RawFile, archive_raw, clean_store_is_empty, fetch_raw, kind_of, merge_clean, merge_series_clean,
     quarantine_rows, remove_interrupted_writes, validate_raw, validate_series_raw,
 )  # fmt: skip
-from tasks.core.series_cleaning import TOTALS
+from tasks.core.data.series_cleaning import TOTALS
 
 
 @flow(name="ingest", log_prints=True)

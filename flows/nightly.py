@@ -11,15 +11,14 @@ import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from flows.common import (
-    ForecastProgress, default_models, forecast_cutoffs, model_series, score_and_report, training_window, with_totals,
-)  # fmt: skip
+from flows.common import ForecastProgress, default_models, forecast_cutoffs, score_and_report, training_window
+from flows.series import model_series, with_totals
 from flows.ingest import ingest
 from flows.settings import Settings
 from schemas.errors import DegradedRun, Unavailable
 from storage import Store
-from tasks.core.series_activity import resolve_series
-from tasks.core.models import is_rnn
+from tasks.core.data.activity import resolve_series
+from tasks.core.models.catalog import is_rnn
 from tasks.evaluate import ReportOutcome
 from tasks.ingest import IngestSummary
 from tasks.forecast import load_history

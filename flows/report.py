@@ -7,7 +7,8 @@ from datetime import date
 import pandas as pd
 from prefect import flow
 
-from flows.common import load_required_history, score_and_report
+from flows.common import score_and_report
+from flows.series import load_required_history
 from flows.settings import Settings
 from storage import Store
 from tasks.evaluate import ReportOutcome

@@ -8,17 +8,17 @@ from datetime import date
 import pandas as pd
 from prefect import flow
 
-from flows.common import choose_series, load_required_history, model_series
+from flows.series import choose_series, load_required_history, model_series
 from flows.settings import Settings
 from storage import Store
-from tasks.core.models import check_models
+from tasks.core.models.catalog import check_models
 from tasks.core.walk_forward import DEFAULT_WINDOW, TrainingWindow
-from tasks.core.rnn.challengers import Challenger
+from tasks.core.models.rnn.challengers import Challenger
 from tasks.train import RetrainOutcome, due_retrains, forecast_with_champions, pretrain_challengers, retrain
 
 
 def training_config(settings: Settings):
-    from tasks.core.rnn import TrainingConfig
+    from tasks.core.models.rnn import TrainingConfig
 
     return TrainingConfig(
         max_epochs=settings.rnn_max_epochs, train_days=settings.rnn_train_days,

@@ -12,7 +12,7 @@ from typing import Mapping
 
 from schemas.errors import InvalidInput
 from storage.locks import LockPolicy
-from tasks.core.models import STATISTICAL_MODELS
+from tasks.core.models.catalog import STATISTICAL_MODELS
 
 PORTAL_CSV_URL = "https://data.cityofchicago.org/api/views/6iiy-9s97/rows.csv?accessType=DOWNLOAD"
 OFFLINE_SNAPSHOT_FILE = "CTA_-_Ridership_-_Daily_Boarding_Totals.csv.gz"

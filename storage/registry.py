@@ -48,7 +48,7 @@ CARD_KEYS = frozenset(
         "validation_mape", "version", "windows",
     }
 )  # fmt: skip
-"""The top-level keys of a card as training writes it (``tasks/core/rnn/forecaster.py``)."""
+"""The top-level keys of a card as training writes it (``tasks/core/models/rnn/forecaster.py``)."""
 
 
 class TamperedCard(InvalidInput):
@@ -139,7 +139,7 @@ class ModelRegistry:
         """Load a version in Keras safe mode (no arbitrary code: custom layers must be registered)."""
         import keras
 
-        import tasks.core.rnn.layers  # noqa: F401  registers the LayerNorm cell before deserialising
+        import tasks.core.models.rnn.layers  # noqa: F401  registers the LayerNorm cell before deserialising
 
         directory = self._version_dir(model, unique_id, version)
         payload = self.root.read_bytes(f"{directory}/{MODEL_FILE}")

@@ -1,4 +1,4 @@
-"""Writing synthetic portal files (made by :mod:`tasks.core.synth`) as CSV.
+"""Writing synthetic portal files (made by :mod:`tasks.core.data.synth`) as CSV.
 
 The core returns the files' text cells; this module owns the portal's file names and the CSV
 format (header, commas, ``\\n`` line ends, no index, quotes only where a cell needs them) and
@@ -14,7 +14,7 @@ import pandas as pd
 
 from storage.fs import Root
 
-# Keys as in tasks.core.synth (TOTALS, ROUTES, STATIONS), in the order they are written.
+# Keys as in tasks.core.data.synth (TOTALS, ROUTES, STATIONS), in the order they are written.
 PORTAL_FILE_NAMES = {
     "totals": "CTA_-_Ridership_-_Daily_Boarding_Totals.csv",
     "routes": "CTA_-_Ridership_-_Bus_Routes_-_Daily_Totals_by_Route.csv",

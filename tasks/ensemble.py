@@ -9,8 +9,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from storage import Store
-from tasks.core.ensemble import EnsembleSpec, ensemble_forecasts
-from tasks.core.scoring import actuals_long
+from tasks.core.models.ensemble import EnsembleSpec, ensemble_forecasts
+from tasks.core.evaluation.scoring import actuals_long
 
 
 @task(cache_policy=NO_CACHE)

@@ -11,9 +11,9 @@ from prefect.cache_policies import NO_CACHE
 
 from schemas.metrics import range_window_name
 from storage import Store
-from tasks.core.artifacts import artifact_key, leaderboard_artifact_rows
-from tasks.core.report import render_report
-from tasks.core.scoring import (
+from tasks.core.evaluation.artifacts import artifact_key, leaderboard_artifact_rows
+from tasks.core.evaluation.report import render_report
+from tasks.core.evaluation.scoring import (
     DEFAULT_ALERT_WINDOW, leaderboard, mape_alerts, range_window, range_windows_named, score_forecasts, trailing_windows,
 )  # fmt: skip
 

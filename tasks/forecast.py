@@ -11,9 +11,9 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from storage import Store
-from tasks.core.models import SarimaOptions, statistical_forecaster
-from tasks.core.series_activity import history_from_series
-from tasks.core.fallback import fallbacks
+from tasks.core.models.catalog import SarimaOptions, statistical_forecaster
+from tasks.core.data.activity import history_from_series
+from tasks.core.models.fallback import fallbacks
 from tasks.core.walk_forward import TrainingWindow, historical_forecasts
 
 

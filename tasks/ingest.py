@@ -14,8 +14,8 @@ from prefect.tasks import exponential_backoff
 
 from storage import Store
 from storage.source import SourceUnavailable, fetch_source
-from tasks.core.cleaning import ValidatedBatch, merge_into_clean, read_raw_csv, validate_batch
-from tasks.core.series_cleaning import (
+from tasks.core.data.cleaning import ValidatedBatch, merge_into_clean, read_raw_csv, validate_batch
+from tasks.core.data.series_cleaning import (
     TOTALS, SeriesBatch, merge_series, read_series_csv, series_catalog, source_kind, validate_series_batch,
 )  # fmt: skip
 

@@ -14,10 +14,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from storage import Store
-from tasks.core.champions import champion_as_of, forecast_source, retrain_cutoffs
-from tasks.core.fallback import champion_fallback_version, failure_reason
-from tasks.core.models import rnn_forecaster
-from tasks.core.rnn.challengers import Challenger, TrainingJob, train_checked, train_many
+from tasks.core.models.champions import champion_as_of, forecast_source, retrain_cutoffs
+from tasks.core.models.fallback import champion_fallback_version, failure_reason
+from tasks.core.models.catalog import rnn_forecaster
+from tasks.core.models.rnn.challengers import Challenger, TrainingJob, train_checked, train_many
 from tasks.core.walk_forward import DEFAULT_WINDOW, TrainingWindow, fallback_at, forecast_at, visible_history
 
 
@@ -39,7 +39,7 @@ def _cards(store: Store, model: str, unique_id: str) -> list[dict]:
 
 
 def _fitted(store: Store, model: str, unique_id: str, version: str):
-    from tasks.core.rnn import RnnFitted
+    from tasks.core.models.rnn import RnnFitted
 
     stored = store.registry.load(model, unique_id, version)
     return RnnFitted.from_saved(stored.network, stored.card)
@@ -125,7 +125,7 @@ def _train(
     store: Store, history: pd.DataFrame, model: str, unique_id: str, cutoff: pd.Timestamp, training,
     improved_recipe: bool, pretrained: Challenger | None = None, warm_start: bool = False,
 ) -> RetrainOutcome:
-    from tasks.core.rnn import decide_promotion, with_promotion
+    from tasks.core.models.rnn import decide_promotion, with_promotion
 
     logger = get_run_logger()
     visible = visible_history(history, cutoff)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tasks.core.calendar import day_types
+from tasks.core.features.calendar import day_types
 
 WEEKLY_BUS = np.array([700_000, 720_000, 730_000, 725_000, 690_000, 420_000, 300_000])
 WEEKLY_RAIL = np.array([500_000, 510_000, 515_000, 512_000, 480_000, 300_000, 210_000])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tasks.core.calendar import day_type, day_types
+from tasks.core.features.calendar import day_type, day_types
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.core.calendar_features import CALENDAR_FLAGS, calendar_features
+from tasks.core.features.calendar_flags import CALENDAR_FLAGS, calendar_features
 
 YEARS = pd.date_range("2015-01-01", "2022-12-31", freq="D")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from tasks.core.champions import champion_as_of, retrain_cutoffs
+from tasks.core.models.champions import champion_as_of, retrain_cutoffs
 
 
 def card(version: str, cutoff: str, promoted: bool) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from tasks.core.cleaning import (
+from tasks.core.data.cleaning import (
     RULE_CONFLICTING_DUPLICATE,
     RawFileError,
     empty_clean,

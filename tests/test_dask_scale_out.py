@@ -126,7 +126,7 @@ def test_backfill_on_a_separate_scheduler_and_workers_via_dask_address(tmp_path:
 
     with Client(dask_cluster, timeout=30) as client:
         # Both worker processes fitted SARIMA (imported the model) and the cluster kept running.
-        fitted = client.run(lambda: __import__("sys").modules.get("tasks.core.sarima") is not None)
+        fitted = client.run(lambda: __import__("sys").modules.get("tasks.core.models.sarima") is not None)
         assert list(fitted.values()) == [True, True], fitted
     assert time.monotonic() - started < 300
 

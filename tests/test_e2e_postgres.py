@@ -14,8 +14,8 @@ import pytest
 from storage import Store
 from storage.fs import Root
 from storage.locks import LOCKS
-from tasks.core.models import STATISTICAL_MODELS
-from tasks.core.scoring import range_window, score_forecasts, trailing_windows
+from tasks.core.models.catalog import STATISTICAL_MODELS
+from tasks.core.evaluation.scoring import range_window, score_forecasts, trailing_windows
 from tests.prefect_stack import BIN, PrefectStack, ThrowawayPostgres, postgres_bin
 from tests.synthetic import as_raw_csv, synthetic_clean
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from schemas.forecasts import EngineForecastSchema
-from tasks.core.ensemble import EnsembleSpec, combine_at_cutoff, ensemble_forecasts, member_weights
+from tasks.core.models.ensemble import EnsembleSpec, combine_at_cutoff, ensemble_forecasts, member_weights
 
 C0 = pd.Timestamp("2024-03-10")
 

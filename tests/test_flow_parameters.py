@@ -10,7 +10,7 @@ from prefect.flows import load_flow_from_entrypoint
 from prefect.utilities.callables import parameter_schema
 
 from flows.settings import Settings
-from tasks.core.models import STATISTICAL_MODELS
+from tasks.core.models.catalog import STATISTICAL_MODELS
 from tests.conftest import REPO
 
 # Entrypoints as prefect.yaml names them; a new deployed flow goes here (checked below).

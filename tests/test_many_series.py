@@ -18,11 +18,11 @@ from schemas.errors import InvalidInput
 from schemas.series import empty_long
 from storage import Store
 from storage.synth import PORTAL_FILE_NAMES, write_portal_files
-from tasks.core.series_activity import active_at, group_by_activity, history_from_series, resolve_series
-from tasks.core.series_cleaning import (
+from tasks.core.data.activity import active_at, group_by_activity, history_from_series, resolve_series
+from tasks.core.data.series_cleaning import (
     ROUTES, STATIONS, TOTALS, merge_series, read_series_csv, series_catalog, source_kind, validate_series_batch,
 )  # fmt: skip
-from tasks.core.synth import synthesize
+from tasks.core.data.synth import synthesize
 from tests.synthetic import as_raw_csv, synthetic_clean
 
 ROUTE_HEADER = "route,date,daytype,rides\n"

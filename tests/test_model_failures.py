@@ -15,9 +15,9 @@ import pytest
 import tasks.forecast
 from flows.backfill import backfill
 from storage import Store
-from tasks.core.forecaster import Forecast
-from tasks.core.naive import SeasonalNaiveForecaster
-from tasks.core.fallback import FALLBACK_PREFIX, fallbacks
+from tasks.core.models.forecaster import Forecast
+from tasks.core.models.naive import SeasonalNaiveForecaster
+from tasks.core.models.fallback import FALLBACK_PREFIX, fallbacks
 from tasks.core.walk_forward import historical_forecasts
 from tests.synthetic import synthetic_clean
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from schemas.forecasts import EngineForecastSchema
-from tasks.core.naive import (
+from tasks.core.models.naive import (
     SeasonalNaiveForecaster,
     normal_quantile,
     seasonal_naive_interval_scale,

@@ -16,7 +16,7 @@ import pytest
 from flows.backfill import backfill
 from flows.nightly import logical_run_date, nightly, nightly_cutoff
 from storage import Store
-from tasks.core.models import STATISTICAL_MODELS
+from tasks.core.models.catalog import STATISTICAL_MODELS
 from tests.synthetic import as_raw_csv, synthetic_clean
 
 

@@ -22,8 +22,8 @@ from flows.settings import Settings
 from schemas.errors import DegradedRun, Unavailable
 from storage import Store
 from storage.fs import Root
-from tasks.core.cleaning import read_raw_csv, validate_batch
-from tasks.core.models import STATISTICAL_MODELS
+from tasks.core.data.cleaning import read_raw_csv, validate_batch
+from tasks.core.models.catalog import STATISTICAL_MODELS
 from tests.synthetic import as_raw_csv, synthetic_clean
 from tests.test_source import closed_port
 

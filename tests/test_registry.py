@@ -10,8 +10,8 @@ import pytest
 
 from storage.fs import Root
 from storage.registry import ModelRegistry
-from tasks.core.calendar import day_types
-from tasks.core.rnn.promotion import should_promote
+from tasks.core.features.calendar import day_types
+from tasks.core.models.rnn.promotion import should_promote
 
 LEVELS = {"W": 1.0, "A": 0.6, "U": 0.45}
 
@@ -27,7 +27,7 @@ def tiny_history(days: int = 150, seed: int = 0) -> pd.DataFrame:
 
 
 def train_linear(history: pd.DataFrame, epochs: int = 2, seed: int = 42):
-    from tasks.core.rnn import RnnForecaster, TrainingConfig
+    from tasks.core.models.rnn import RnnForecaster, TrainingConfig
 
     training = TrainingConfig(
         max_epochs=epochs, patience=epochs, train_days=90, validation_days=45, jit_compile=False, seed=seed
@@ -78,7 +78,7 @@ def test_save_lays_out_model_and_card_and_reloads_the_same_weights(registry):
 def test_champion_challenger_cycle(registry):
     """Week 1: no champion, the model is promoted. Week 2: a worse challenger (1 epoch vs 3) is
     stored with its decision but the pointer stays; the champion is re-scored on its window."""
-    from tasks.core.rnn import RnnFitted, decide_promotion, with_promotion
+    from tasks.core.models.rnn import RnnFitted, decide_promotion, with_promotion
 
     history = tiny_history(days=150)
     first = train_linear(history.iloc[:-7], epochs=3)
@@ -112,7 +112,7 @@ def test_object_store_roots_go_through_the_same_code_path():
     """``memory://`` stands in for ``s3://``: no local paths, writes via pipe + move."""
     import uuid
 
-    from tasks.core.rnn import RnnFitted
+    from tasks.core.models.rnn import RnnFitted
 
     registry = ModelRegistry(Root.from_url(f"memory://registry-{uuid.uuid4().hex}"))
     history = tiny_history()

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from schemas.metrics import ALL_HORIZONS
-from tasks.core.aggregate import aggregate_leaderboard, series_extremes, series_scores
-from tasks.core.report import ALERT_MARK, render_report
-from tasks.core.scoring import Window, mape_alerts, score_forecasts
+from tasks.core.evaluation.aggregate import aggregate_leaderboard, series_extremes, series_scores
+from tasks.core.evaluation.report import ALERT_MARK, render_report
+from tasks.core.evaluation.scoring import Window, mape_alerts, score_forecasts
 
 EVAL = pd.Timestamp("2024-04-30")
 WINDOW = Window("last_28", EVAL - pd.Timedelta(days=27), EVAL)
@@ -82,7 +82,7 @@ def build(n_other: int, horizons: tuple[int, ...] = (1, 2)) -> tuple[pd.DataFram
 
 
 def expected_aggregate(model: str, h: int, n_other: int) -> dict[str, float]:
-    """The aggregate of the module docstring of tasks.core.aggregate, written out by hand."""
+    """The aggregate of the module docstring of tasks.core.evaluation.aggregate, written out by hand."""
     indices = range(LSTM_SERIES if model == "lstm" else n_other)
     horizons = (1, 2) if h == ALL_HORIZONS else (h,)
     # Each horizon scores the same 28 targets per series, so pooled MAPE is the mean over h.
@@ -278,7 +278,7 @@ def test_report_for_277_series_renders(capsys):
 
 def test_the_aggregate_without_the_reference_model_has_no_ratio():
     """A run without the reference model (a sarima-only backfill over many series) still renders."""
-    from tasks.core.aggregate import aggregate_leaderboard
+    from tasks.core.evaluation.aggregate import aggregate_leaderboard
 
     scores = pd.DataFrame(
         {

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from schemas.forecasts import EngineForecastSchema
-from tasks.core.direct_features import HISTORY_FOR_BASELINES, DirectFeatures
-from tasks.core.ridge import RidgeForecaster, fit_huber_ridge
+from tasks.core.features.direct import HISTORY_FOR_BASELINES, DirectFeatures
+from tasks.core.models.ridge import RidgeForecaster, fit_huber_ridge
 from tasks.core.walk_forward import TrainingWindow, historical_forecasts
 
 WEEKLY_PATTERN = np.array([700.0, 710.0, 720.0, 730.0, 690.0, 400.0, 300.0]) * 1000

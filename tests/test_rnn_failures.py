@@ -20,11 +20,11 @@ import tasks.train
 from flows.backfill import backfill
 from storage import Store
 from storage.registry import TamperedCard
-from tasks.core.champions import ForecastSource, forecast_source
-from tasks.core.fallback import FALLBACK_PREFIX, fallback_note, fallbacks
-from tasks.core.forecaster import history_from_clean
-from tasks.core.models import rnn_forecaster
-from tasks.core.rnn.promotion import untrustworthy
+from tasks.core.models.champions import ForecastSource, forecast_source
+from tasks.core.models.fallback import FALLBACK_PREFIX, fallback_note, fallbacks
+from tasks.core.models.forecaster import history_from_clean
+from tasks.core.models.catalog import rnn_forecaster
+from tasks.core.models.rnn.promotion import untrustworthy
 from tasks.core.walk_forward import forecast_at
 from tests.synthetic import synthetic_clean
 from tests.test_rnn_flow import TINY as RNN_TINY
@@ -140,7 +140,7 @@ def test_failure_records_are_atomic_json_and_tampering_is_refused(tmp_path):
             registry.failures(MODEL, "rail")
 
 
-@pytest.mark.parametrize("module", ["tasks/core/fallback.py", "tasks/core/champions.py", "tasks/core/rnn/promotion.py"])
+@pytest.mark.parametrize("module", ["tasks/core/models/fallback.py", "tasks/core/models/champions.py", "tasks/core/models/rnn/promotion.py"])
 def test_fallback_rules_are_pure(module):
     imports = [line for line in Path(module).read_text().splitlines() if line.startswith(("import ", "from "))]
     assert not [line for line in imports if any(name in line for name in ("prefect", "storage", "tensorflow", "keras"))]
@@ -148,8 +148,8 @@ def test_fallback_rules_are_pure(module):
 
 @pytest.mark.slow
 def test_a_nan_training_loss_stops_training_and_raises():
-    from tasks.core.rnn import ModelConfig, TrainingConfig, TrainingDiverged
-    from tasks.core.rnn.training import fit_network
+    from tasks.core.models.rnn import ModelConfig, TrainingConfig, TrainingDiverged
+    from tasks.core.models.rnn.training import fit_network
 
     config = ModelConfig.for_architecture("linear")
     inputs = np.random.default_rng(0).normal(size=(64, config.seq_length, len(config.input_columns("rail"))))
@@ -210,7 +210,7 @@ def test_failed_weekly_retrain_keeps_the_previous_champion_marked_then_resumes(s
     assert not resumed.str.startswith(FALLBACK_PREFIX).any() and set(resumed) <= set(cards)
 
     # The fallback rows are the previous champion's own forecast, bit for bit.
-    from tasks.core.rnn import RnnFitted
+    from tasks.core.models.rnn import RnnFitted
 
     stored = registry.load(MODEL, "rail", first)
     champion = RnnFitted.from_saved(stored.network, stored.card)

@@ -33,7 +33,7 @@ def registry(tmp_path):
 
 @pytest.mark.parametrize("model", ["multitask_rnn", "seq2seq"])
 def test_a_champion_trained_before_calendar_inputs_forecasts_as_before(model, registry):
-    from tasks.core.rnn import RnnFitted, RnnForecaster
+    from tasks.core.models.rnn import RnnFitted, RnnForecaster
 
     version = EXPECTED[model]["version"]
     stored = registry.load(model, "bus", version)  # safe mode
@@ -45,7 +45,7 @@ def test_a_champion_trained_before_calendar_inputs_forecasts_as_before(model, re
 
     # A challenger trained now reads the target days' calendar; the promotion rule can still
     # re-score the old champion on the challenger's validation window with the old inputs.
-    from tasks.core.rnn import decide_promotion
+    from tasks.core.models.rnn import decide_promotion
 
     history = tiny_history()
     make = RnnForecaster.recommended if model == "multitask_rnn" else RnnForecaster.named
@@ -56,7 +56,7 @@ def test_a_champion_trained_before_calendar_inputs_forecasts_as_before(model, re
 
 
 def test_cards_that_would_build_other_inputs_than_the_network_takes_are_refused(registry):
-    from tasks.core.rnn import RnnFitted
+    from tasks.core.models.rnn import RnnFitted
 
     stored = registry.load("seq2seq", "bus", EXPECTED["seq2seq"]["version"])
     relabelled = json.loads(json.dumps(stored.card))

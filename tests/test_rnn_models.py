@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.core.calendar import day_types
-from tasks.core.rnn.config import ARCHITECTURES, TrainingConfig
+from tasks.core.features.calendar import day_types
+from tasks.core.models.rnn.config import ARCHITECTURES, TrainingConfig
 
 pytestmark = pytest.mark.slow  # trains TensorFlow models (a few seconds each)
 
@@ -40,7 +40,7 @@ def tiny_history(days: int = 150, seed: int = 0, start: str = "2019-01-07") -> p
 
 
 def tiny_forecaster(architecture: str, **training_overrides):
-    from tasks.core.rnn import RnnForecaster
+    from tasks.core.models.rnn import RnnForecaster
 
     training = dataclasses.replace(TINY_TRAINING, **training_overrides)
     # conv_gru needs (seq_length - kernel) divisible by its stride; 16 keeps windows short.
@@ -50,7 +50,7 @@ def tiny_forecaster(architecture: str, **training_overrides):
 
 @pytest.fixture(scope="module", autouse=True)
 def few_threads():
-    from tasks.core.rnn import limit_threads
+    from tasks.core.models.rnn import limit_threads
 
     limit_threads(1, 1)
 
@@ -64,7 +64,7 @@ def history() -> pd.DataFrame:
 def test_architecture_trains_saves_reloads_in_safe_mode_and_forecasts_identically(architecture, history, tmp_path):
     from storage.fs import Root
     from storage.registry import ModelRegistry
-    from tasks.core.rnn import RnnFitted
+    from tasks.core.models.rnn import RnnFitted
 
     fitted = tiny_forecaster(architecture).fit(history, "rail")
     forecast = fitted.forecast(history, horizon=14)
@@ -144,7 +144,7 @@ def test_evaluation_scores_every_cutoff_of_the_validation_span(history):
 def test_recommended_recipe_standardizes_with_training_statistics_and_survives_reload(history, tmp_path):
     from storage.fs import Root
     from storage.registry import ModelRegistry
-    from tasks.core.rnn import RnnFitted, RnnForecaster
+    from tasks.core.models.rnn import RnnFitted, RnnForecaster
 
     forecaster = RnnForecaster.recommended("multitask_rnn", TINY_TRAINING, seq_length=14, units=8)
     fitted = forecaster.fit(history, "bus")

@@ -23,8 +23,8 @@ from flows.backfill import backfill
 from flows.settings import Settings
 from schemas.errors import InvalidInput
 from storage import Store
-from tasks.core.rnn import challengers
-from tasks.core.models import rnn_forecaster
+from tasks.core.models.rnn import challengers
+from tasks.core.models.catalog import rnn_forecaster
 from tasks.core.walk_forward import visible_history
 from tests.synthetic import synthetic_clean
 from tests.test_rnn_failures import MODEL, inject, setup_store
@@ -106,8 +106,8 @@ def test_settings_parallel_and_warm_start():
 
 
 def test_a_warm_start_trains_from_the_champion_weights():
-    from tasks.core.forecaster import history_from_clean
-    from tasks.core.rnn import RnnForecaster, TrainingConfig
+    from tasks.core.models.forecaster import history_from_clean
+    from tasks.core.models.rnn import RnnForecaster, TrainingConfig
 
     history = history_from_clean(synthetic_clean())
     # Learning rate 0: whatever the epochs, the network keeps the weights it starts from.
@@ -126,9 +126,9 @@ def test_a_warm_start_trains_from_the_champion_weights():
 
 
 def test_workers_train_seq2seq_to_the_bits_of_this_process():
-    from tasks.core.forecaster import history_from_clean
-    from tasks.core.rnn import TrainingConfig
-    from tasks.core.rnn.challengers import TrainingJob, train_checked, train_many
+    from tasks.core.models.forecaster import history_from_clean
+    from tasks.core.models.rnn import TrainingConfig
+    from tasks.core.models.rnn.challengers import TrainingJob, train_checked, train_many
 
     history = history_from_clean(synthetic_clean())
     forecaster = rnn_forecaster("seq2seq", TrainingConfig(max_epochs=2, train_days=150, validation_days=90))

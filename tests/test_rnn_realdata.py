@@ -33,7 +33,7 @@ def load_real_history(path: Path) -> pd.DataFrame:
 
 
 def test_seed_simple_rnn_is_within_15_percent_of_the_book(real_csv):
-    from tasks.core.rnn import ConfigBundle, DataSplit, ModelConfig, TrainingConfig, limit_threads, train_challenger
+    from tasks.core.models.rnn import ConfigBundle, DataSplit, ModelConfig, TrainingConfig, limit_threads, train_challenger
 
     limit_threads(1, 1)
     history = load_real_history(real_csv)

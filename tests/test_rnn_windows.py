@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from tasks.core.rnn.config import RNN_CALENDAR_FLAGS
+from tasks.core.models.rnn.config import RNN_CALENDAR_FLAGS
 import pandas as pd
 import pytest
 
-from tasks.core.calendar import day_types
-from tasks.core.calendar_features import calendar_features
-from tasks.core.rnn.config import ConfigBundle, DataSplit, ModelConfig, TrainingConfig
-from tasks.core.rnn.windows import (
+from tasks.core.features.calendar import day_types
+from tasks.core.features.calendar_flags import calendar_features
+from tasks.core.models.rnn.config import ConfigBundle, DataSplit, ModelConfig, TrainingConfig
+from tasks.core.models.rnn.windows import (
     Scaler,
     calendar_matrix,
     data_fingerprint,
@@ -224,8 +224,8 @@ def test_calendar_flags_are_pinned_and_unknown_ones_refused():
 
 
 def test_rnn_configs_read_the_measured_flags_only(monkeypatch):
-    import tasks.core.rnn.config as config_module
-    import tasks.core.rnn.windows as windows_module
+    import tasks.core.models.rnn.config as config_module
+    import tasks.core.models.rnn.windows as windows_module
 
     before = ModelConfig.for_architecture("multitask_rnn", seq_length=4)
     assert before.calendar_flags == config_module.RNN_CALENDAR_FLAGS

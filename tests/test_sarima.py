@@ -8,7 +8,7 @@ import pytest
 from statsmodels.tsa.arima.model import ARIMA
 
 from schemas.forecasts import EngineForecastSchema
-from tasks.core.sarima import SEED_ORDER, SEED_SEASONAL_ORDER, SarimaForecaster, model_version
+from tasks.core.models.sarima import SEED_ORDER, SEED_SEASONAL_ORDER, SarimaForecaster, model_version
 from tasks.core.walk_forward import TrainingWindow, historical_forecasts
 
 WEEKLY_PATTERN = np.array([700.0, 710.0, 720.0, 730.0, 690.0, 400.0, 300.0]) * 1000

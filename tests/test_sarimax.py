@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from statsmodels.tsa.arima.model import ARIMA
 
-from tasks.core.calendar_features import calendar_features
-from tasks.core.sarima import SEED_ORDER, SEED_SEASONAL_ORDER, SarimaForecaster
-from tasks.core.sarimax import SarimaxForecaster
+from tasks.core.features.calendar_flags import calendar_features
+from tasks.core.models.sarima import SEED_ORDER, SEED_SEASONAL_ORDER, SarimaForecaster
+from tasks.core.models.sarimax import SarimaxForecaster
 from tasks.core.walk_forward import TrainingWindow, historical_forecasts
 
 WEEKLY_PATTERN = np.array([700.0, 710.0, 720.0, 730.0, 690.0, 400.0, 300.0]) * 1000
@@ -79,7 +79,7 @@ def test_a_holiday_in_the_horizon_is_forecast_low_where_sarima_misses_it(history
 
 @pytest.mark.parametrize("model", ["sarimax", "sarimax_log"])
 def test_values_after_the_cutoff_cannot_change_the_forecast(history, model):
-    from tasks.core.models import statistical_forecaster
+    from tasks.core.models.catalog import statistical_forecaster
 
     cutoff = history.index[199]
     tampered = history.copy()

@@ -11,7 +11,7 @@ import pandera.errors
 import pytest
 
 from schemas.metrics import ALL_HORIZONS, MetricsSchema, is_window_name
-from tasks.core.scoring import (
+from tasks.core.evaluation.scoring import (
     Window,
     actuals_long,
     leaderboard,

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from statsmodels.tsa.arima.model import ARIMA
 
-from tasks.core.naive import SeasonalNaiveForecaster
-from tasks.core.sarima import SEED_ORDER, SEED_SEASONAL_ORDER, SarimaForecaster
+from tasks.core.models.naive import SeasonalNaiveForecaster
+from tasks.core.models.sarima import SEED_ORDER, SEED_SEASONAL_ORDER, SarimaForecaster
 from tasks.core.walk_forward import TrainingWindow, historical_forecasts
 
 pytestmark = pytest.mark.realdata

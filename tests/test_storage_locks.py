@@ -18,7 +18,7 @@ import pytest
 from schemas.errors import Unavailable
 from storage.fs import Root
 from storage.locks import LOCKS, LockPolicy, StorageLocked, StorageLocks
-from tasks.core.scoring import range_windows_named
+from tasks.core.evaluation.scoring import range_windows_named
 from tests.test_s3_storage import STORAGE, s3_endpoint  # noqa: F401  (the fixture)
 
 HOLDERS = 4

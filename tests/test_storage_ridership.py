@@ -12,7 +12,7 @@ from pandera.errors import SchemaErrors
 
 from storage import Store
 from storage.fs import Root
-from tasks.core.cleaning import read_raw_csv, validate_batch
+from tasks.core.data.cleaning import read_raw_csv, validate_batch
 
 CSV = (
     "service_date,day_type,bus,rail_boardings,total_rides\n"

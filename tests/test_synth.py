@@ -1,5 +1,5 @@
 """`ridership synth`: deterministic synthetic files in the portal's three shapes, with the quirks
-that tasks/core/synth.py documents at the places it lists, and everything else valid."""
+that tasks/core/data/synth.py documents at the places it lists, and everything else valid."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ import pytest
 from flows.cli import main
 from schemas.errors import InvalidInput
 from storage.synth import PORTAL_FILE_NAMES
-from tasks.core.calendar import day_types
-from tasks.core.cleaning import read_raw_csv, validate_batch
-from tasks.core.synth import ROUTES, STATIONS, TOTALS, check_synth_parameters, synthesize
+from tasks.core.features.calendar import day_types
+from tasks.core.data.cleaning import read_raw_csv, validate_batch
+from tasks.core.data.synth import ROUTES, STATIONS, TOTALS, check_synth_parameters, synthesize
 
 REPO = Path(__file__).resolve().parent.parent
 HEADERS = {

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from schemas.forecasts import EngineForecastSchema
-from tasks.core.forecaster import Forecast
+from tasks.core.models.forecaster import Forecast
 from tasks.core.walk_forward import (
     CHUNKS_PER_WORKER,
     FORECAST_COLUMNS,

@@ -26,9 +26,9 @@ from typing import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from tasks.core.fallback import failure_reason, naive_fallback_version
-from tasks.core.forecaster import DEFAULT_LEVELS, Fitted, Forecaster
-from tasks.core.naive import SeasonalNaiveForecaster
+from tasks.core.models.fallback import failure_reason, naive_fallback_version
+from tasks.core.models.forecaster import DEFAULT_LEVELS, Fitted, Forecaster
+from tasks.core.models.naive import SeasonalNaiveForecaster
 
 try:  # optional: limits an already-loaded BLAS, which environment variables cannot
     from threadpoolctl import threadpool_limits
@@ -137,7 +137,7 @@ def historical_forecasts(
     """Forecasts of h = 1..``horizon`` from every cutoff, for every series, in the long format.
 
     ``history``: daily ``DatetimeIndex`` with one column per series (see
-    :mod:`tasks.core.forecaster`); missing days become NaN rows so that position = day.
+    :mod:`tasks.core.models.forecaster`); missing days become NaN rows so that position = day.
     ``refit_every``: fit at the 1st, (k+1)th, (2k+1)th... cutoff (in date order) and reuse that fit,
     with each later cutoff's own window, until the next refit. ``n_jobs``: worker processes;
     1 runs in this process, None or -1 one per available core.

@@ -4,7 +4,7 @@ de-duplication, merging by (series, date), and the series catalog.
 The portal publishes three daily files; the header decides which one a file is:
 
 * system totals ``service_date, day_type, bus, rail_boardings, total_rides`` → ``bus``, ``rail``
-  (read by :mod:`tasks.core.cleaning`, unchanged);
+  (read by :mod:`tasks.core.data.cleaning`, unchanged);
 * bus routes ``route, date, daytype, rides`` → ``route:<route>``;
 * 'L' station entries ``station_id, stationname, date, daytype, rides`` → ``station:<station_id>``.
 
@@ -18,7 +18,7 @@ one is right is not ours to guess. Zero rides is a valid day (a station closed f
 
 Series quirks: a series exists from its first row; one that opens or closes mid-history simply
 has no rows outside its life (nothing is forecast for it then: see
-:mod:`tasks.core.series_activity`). A route renumbered by CTA (``9`` → ``9A``) is a new series;
+:mod:`tasks.core.data.activity`). A route renumbered by CTA (``9`` → ``9A``) is a new series;
 a station renamed keeps its id, and the catalog keeps its latest name.
 
 Pure functions: bytes and frames in, frames out.
@@ -35,7 +35,7 @@ from schemas.series import (
     ROUTE_COLUMNS, ROUTE_ID, ROUTE_PREFIX, ROUTES, STATION_COLUMNS, STATION_ID, STATION_PREFIX, STATIONS, TOTAL_SERIES,
     TOTALS, RawSeriesRides, series_kind, sort_long,
 )  # fmt: skip
-from tasks.core.cleaning import RawRead, header_names, parse_service_dates, read_raw_csv, schema_rules
+from tasks.core.data.cleaning import RawRead, header_names, parse_service_dates, read_raw_csv, schema_rules
 
 RULE_CONFLICTING_DUPLICATE = "date:conflicting_duplicate"
 # The raw file's names for the parsed columns, so that a rule names the column the user sees.

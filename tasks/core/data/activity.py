@@ -15,7 +15,7 @@ import pandas as pd
 
 from schemas.errors import InvalidInput
 from schemas.series import TOTAL_SERIES
-from tasks.core.calendar import day_types
+from tasks.core.features.calendar import day_types
 
 PATTERN_CHARACTERS = re.compile(r"^[A-Za-z0-9:*?\[\]_-]+$")
 RECENT_DAYS = 7

@@ -3,7 +3,7 @@
 ``history`` is always the clean series cut at the cutoff: a DataFrame indexed by a daily
 ``DatetimeIndex`` (name ``ds``) with columns ``bus``, ``rail`` (float) and ``day_type``
 (``W``/``A``/``U``), whose last row is the cutoff. Day types of future dates come from
-:mod:`tasks.core.calendar`, never from data after the cutoff.
+:mod:`tasks.core.features.calendar`, never from data after the cutoff.
 """
 
 from __future__ import annotations

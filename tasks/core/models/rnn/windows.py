@@ -1,6 +1,6 @@
 """Model inputs as plain numpy arrays, built once per training instead of by tf.data window ops.
 
-Calendar inputs (day types, :func:`tasks.core.calendar_features.calendar_features` flags) always
+Calendar inputs (day types, :func:`tasks.core.features.calendar_flags.calendar_features` flags) always
 come from the dates themselves, so those of the days after the cutoff are known without reading
 any row after it (the seed's ``day_type.shift(-1)`` would read the next day type from the future row).
 """
@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from tasks.core.calendar import day_types
-from tasks.core.calendar_features import calendar_features
-from tasks.core.rnn.config import NEXT_DAY_TYPES, SERIES_COLUMNS, ModelConfig
+from tasks.core.features.calendar import day_types
+from tasks.core.features.calendar_flags import calendar_features
+from tasks.core.models.rnn.config import NEXT_DAY_TYPES, SERIES_COLUMNS, ModelConfig
 
 ONE_DAY = pd.Timedelta(days=1)
 

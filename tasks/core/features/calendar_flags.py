@@ -6,7 +6,7 @@ which columns they use (``CALENDAR_FLAGS`` lists them in a fixed order, the firs
 were first published, so a model that picked those keeps its inputs).
 
 Every flag is a rule on the date (pandas' holiday rules, the CTA service calendar of
-:mod:`tasks.core.calendar`), nothing read from a list of past dates, so it is defined for any
+:mod:`tasks.core.features.calendar`), nothing read from a list of past dates, so it is defined for any
 future year. Why each exists, from the real file (2010-2019, mean log deviation of the day from
 the same weekday one and two weeks either side, bus / rail): the day after Thanksgiving -0.50 /
 -0.59; Christmas Eve -0.32 / -0.55; Dec 26-30 -0.14..-0.35; New Year's Eve -0.14 / -0.08; Jan 2
@@ -39,7 +39,7 @@ from pandas.tseries.holiday import (
     USThanksgivingDay,
 )
 
-from tasks.core.calendar import SUNDAY_HOLIDAY, day_types
+from tasks.core.features.calendar import SUNDAY_HOLIDAY, day_types
 
 CALENDAR_FLAGS = (
     "holiday_off_sunday",  # Sunday service on a weekday or Saturday (New Year, Memorial Day, ...)

@@ -1,7 +1,7 @@
 """Direct multi-horizon ridge regression on log ridership (model ``ridge``).
 
 For each horizon h = 1..``max_horizon`` one linear model predicts ``log y(cutoff + h)`` minus a
-four-week same-weekday baseline from the features of :mod:`tasks.core.direct_features` (recent
+four-week same-weekday baseline from the features of :mod:`tasks.core.features.direct` (recent
 levels, last year's shape, calendar flags). Training rows are every past anchor day of the
 window with that horizon's target observed, so a 3-year window gives ~1,000 rows per horizon;
 the forecast row is the cutoff itself, built by the same code.
@@ -41,7 +41,7 @@ the direction and size, not one ladder):
   (A h=1 bus -581, rail +1,354); 4 Fourier pairs (A -269 / +117, B -305 / +220); recency
   weights with a one-year half-life (A +386 / -659).
 
-Pure: arrays and frames in, :class:`~tasks.core.forecaster.Forecast` out; no I/O.
+Pure: arrays and frames in, :class:`~tasks.core.models.forecaster.Forecast` out; no I/O.
 """
 
 from __future__ import annotations
@@ -54,9 +54,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from tasks.core.direct_features import HISTORY_FOR_BASELINES, DirectFeatures
-from tasks.core.forecaster import DEFAULT_LEVELS, Forecast
-from tasks.core.sarima import series_values
+from tasks.core.features.direct import HISTORY_FOR_BASELINES, DirectFeatures
+from tasks.core.models.forecaster import DEFAULT_LEVELS, Forecast
+from tasks.core.models.sarima import series_values
 
 MODEL_NAME = "ridge"
 HUBER_ITERATIONS = 4

@@ -18,9 +18,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tasks.core.rnn.architectures import build_model
-from tasks.core.rnn.config import ModelConfig, TrainingConfig
-from tasks.core.rnn.promotion import TrainingDiverged
+from tasks.core.models.rnn.architectures import build_model
+from tasks.core.models.rnn.config import ModelConfig, TrainingConfig
+from tasks.core.models.rnn.promotion import TrainingDiverged
 
 SHUFFLE_BUFFER_BATCHES = 8  # the seed's local shuffle buffer: 8 batches
 

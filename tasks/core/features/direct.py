@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.core.calendar_features import calendar_features
+from tasks.core.features.calendar_flags import calendar_features
 
 BASELINE_WEEKS = 4
 YEAR = 364  # 52 weeks: the same weekday a year earlier

@@ -14,7 +14,7 @@ from typing import Any, Literal, Mapping
 
 import pandas as pd
 
-from tasks.core.calendar_features import calendar_features
+from tasks.core.features.calendar_flags import calendar_features
 
 InputKind = Literal["univariate", "multivariate"]
 # one_step: predicts day t+1 (iterated for longer horizons); vector: t+1..t+H from the last step;

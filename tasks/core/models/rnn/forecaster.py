@@ -1,4 +1,4 @@
-"""The RNN family behind the shared :class:`~tasks.core.forecaster.Forecaster` protocol.
+"""The RNN family behind the shared :class:`~tasks.core.models.forecaster.Forecaster` protocol.
 
 ``RnnForecaster.fit`` trains a challenger at the history's last day (train days, then validation
 days ending at that cutoff) and returns an :class:`RnnFitted` carrying the network and its card:
@@ -25,12 +25,12 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tasks.core.forecaster import DEFAULT_LEVELS, Forecast
-from tasks.core.rnn.config import IMPROVED_RECIPE, ConfigBundle, DataSplit, ModelConfig, TrainingConfig
-from tasks.core.rnn.evaluation import Evaluation, TrainedNetwork, evaluate_network, forecast_paths
-from tasks.core.rnn.promotion import should_promote
-from tasks.core.rnn.training import TrainingOutcome, fit_network
-from tasks.core.rnn.windows import Scaler, data_fingerprint, slice_days, supervised_windows
+from tasks.core.models.forecaster import DEFAULT_LEVELS, Forecast
+from tasks.core.models.rnn.config import IMPROVED_RECIPE, ConfigBundle, DataSplit, ModelConfig, TrainingConfig
+from tasks.core.models.rnn.evaluation import Evaluation, TrainedNetwork, evaluate_network, forecast_paths
+from tasks.core.models.rnn.promotion import should_promote
+from tasks.core.models.rnn.training import TrainingOutcome, fit_network
+from tasks.core.models.rnn.windows import Scaler, data_fingerprint, slice_days, supervised_windows
 
 # 2: the config records its calendar inputs and the card lists the input columns. A schema-1 card
 # (next-day type only) still loads: its config's defaults are the inputs it was trained on.
@@ -40,7 +40,7 @@ READABLE_CARD_SCHEMAS = (1, 2)
 
 @dataclass
 class RnnFitted:
-    """A trained network plus its card; implements :class:`tasks.core.forecaster.Fitted`."""
+    """A trained network plus its card; implements :class:`tasks.core.models.forecaster.Fitted`."""
 
     network: keras.Model
     card: dict[str, Any]
@@ -125,7 +125,7 @@ class RnnFitted:
 
 @dataclass(frozen=True)
 class RnnForecaster:
-    """A named architecture with its configuration; implements :class:`tasks.core.forecaster.Forecaster`."""
+    """A named architecture with its configuration; implements :class:`tasks.core.models.forecaster.Forecaster`."""
 
     model: ModelConfig
     training: TrainingConfig = field(default_factory=TrainingConfig)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal, Sequence
 
 from schemas.errors import InvalidInput
-from tasks.core.forecaster import SERIES, Forecaster
+from tasks.core.models.forecaster import SERIES, Forecaster
 
 STATISTICAL_MODELS = ("naive", "sarima", "sarimax", "sarimax_log", "ridge")
 RNN_MODELS = (
@@ -14,7 +14,7 @@ RNN_MODELS = (
     "ln_rnn", "lstm", "gru", "conv_gru", "wavenet",
 )  # fmt: skip
 COMBINATION_MODELS = ("ensemble",)
-"""Models made from other models' stored forecasts (``tasks/core/ensemble.py``)."""
+"""Models made from other models' stored forecasts (``tasks/core/models/ensemble.py``)."""
 ALL_MODELS = STATISTICAL_MODELS + RNN_MODELS + COMBINATION_MODELS
 MODEL_TRAINING_DAYS: dict[str, int] = {"sarimax": 400, "sarimax_log": 400, "ridge": 2557}
 """Models whose tuned training window differs from the engine's default (182 days)."""
@@ -59,10 +59,10 @@ def model_family(model: str) -> str:
 
 
 def statistical_forecaster(model: str, sarima: SarimaOptions = SarimaOptions()) -> Forecaster:
-    from tasks.core.naive import SeasonalNaiveForecaster
-    from tasks.core.ridge import RidgeForecaster
-    from tasks.core.sarima import SarimaForecaster
-    from tasks.core.sarimax import SarimaxForecaster
+    from tasks.core.models.naive import SeasonalNaiveForecaster
+    from tasks.core.models.ridge import RidgeForecaster
+    from tasks.core.models.sarima import SarimaForecaster
+    from tasks.core.models.sarimax import SarimaxForecaster
 
     if model == "naive":
         return SeasonalNaiveForecaster()
@@ -85,7 +85,7 @@ def rnn_forecaster(model: str, training, improved_recipe: bool = False) -> Forec
     """The RNN family ``model`` with ``training`` (a ``TrainingConfig``): the seed's recipe, or
     the benchmark's (standardised series, Adam) with ``improved_recipe``. The retrain task asks
     this function for its forecaster, so tests can put a faulty one in its place."""
-    from tasks.core.rnn import RnnForecaster
+    from tasks.core.models.rnn import RnnForecaster
 
     if not is_rnn(model):
         raise ValueError(f"unknown RNN model {model!r}; known: {', '.join(RNN_MODELS)}")

@@ -27,7 +27,7 @@ several cutoffs (the engine's ``refit_every``), which re-filters the new window 
 parameters, i.e. statsmodels' ``results.apply(endog, refit=False)``; for an expanding window
 that equals ``results.extend(new_days)`` in exact arithmetic.
 
-Pure: arrays and frames in, :class:`~tasks.core.forecaster.Forecast` out; no I/O.
+Pure: arrays and frames in, :class:`~tasks.core.models.forecaster.Forecast` out; no I/O.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import pandas as pd
 from scipy.stats import norm
 from statsmodels.tsa.arima.model import ARIMA
 
-from tasks.core.forecaster import DEFAULT_LEVELS, Forecast
+from tasks.core.models.forecaster import DEFAULT_LEVELS, Forecast
 
 MODEL_NAME = "sarima"
 SEED_ORDER = (1, 0, 0)

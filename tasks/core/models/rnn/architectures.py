@@ -12,8 +12,8 @@ from typing import Callable
 
 import keras
 
-from tasks.core.rnn.config import ModelConfig
-from tasks.core.rnn.layers import LayerNormSimpleRNNCell
+from tasks.core.models.rnn.config import ModelConfig
+from tasks.core.models.rnn.layers import LayerNormSimpleRNNCell
 
 
 def _inputs(config: ModelConfig, features: int) -> keras.KerasTensor:

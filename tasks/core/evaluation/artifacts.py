@@ -29,7 +29,7 @@ def to_json_records(frame: pd.DataFrame, decimals: int | None = None) -> list[di
 
 
 def leaderboard_artifact_rows(board: pd.DataFrame, decimals: int = 3) -> list[dict[str, Any]]:
-    """The leaderboard (:func:`tasks.core.scoring.leaderboard`) as a Prefect table artifact."""
+    """The leaderboard (:func:`tasks.core.evaluation.scoring.leaderboard`) as a Prefect table artifact."""
     return to_json_records(board, decimals=decimals)
 
 

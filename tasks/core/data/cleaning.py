@@ -17,7 +17,7 @@ import pandera.pandas as pa
 
 from schemas.errors import InvalidInput
 from schemas.ridership import RAW_COLUMNS, RAW_COUNT_COLUMNS, CleanRidership, RawRidership
-from tasks.core.calendar import day_types
+from tasks.core.features.calendar import day_types
 
 logger = logging.getLogger(__name__)
 

@@ -2,8 +2,8 @@
 
 Everything here returns values; the storage layer writes ``report.md``, ``report.html`` and the
 PNGs side by side under ``reports/<run date>/``, so the Markdown links images by bare filename.
-The page is described once as a list of blocks (:mod:`tasks.core.page`) and rendered to both
-formats, so the two cannot drift apart. Prefect artifact payloads are shaped in :mod:`tasks.core.artifacts`.
+The page is described once as a list of blocks (:mod:`tasks.core.evaluation.page`) and rendered to both
+formats, so the two cannot drift apart. Prefect artifact payloads are shaped in :mod:`tasks.core.evaluation.artifacts`.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from typing import Any, Sequence
 import pandas as pd
 
 from schemas.metrics import ALL_HORIZONS
-from tasks.core.aggregate import EXTREME_SERIES, aggregate_leaderboard, series_extremes, series_scores
-from tasks.core.artifacts import to_json_records
-from tasks.core.models import MODEL_FAMILIES, model_family
-from tasks.core.page import (
+from tasks.core.evaluation.aggregate import EXTREME_SERIES, aggregate_leaderboard, series_extremes, series_scores
+from tasks.core.evaluation.artifacts import to_json_records
+from tasks.core.models.catalog import MODEL_FAMILIES, model_family
+from tasks.core.evaluation.page import (
     NOTHING, Block, Bullets, Column, Heading, Image, Paragraph, Table, formatter, missing, row_cells, to_html, to_markdown,
 )  # fmt: skip
-from tasks.core.plots import Chart, mape_distribution_png, model_colors, series_charts
-from tasks.core.scoring import (
+from tasks.core.evaluation.plots import Chart, mape_distribution_png, model_colors, series_charts
+from tasks.core.evaluation.scoring import (
     DEFAULT_ALERT_WINDOW, DEFAULT_SERIES, REFERENCE_MODEL, MapeAlert, Window, actuals_long, leaderboard,
 )  # fmt: skip
 

@@ -15,9 +15,9 @@ import keras
 import numpy as np
 import pandas as pd
 
-from tasks.core.calendar import day_types
-from tasks.core.rnn.config import SERIES_COLUMNS, ModelConfig
-from tasks.core.rnn.windows import (
+from tasks.core.features.calendar import day_types
+from tasks.core.models.rnn.config import SERIES_COLUMNS, ModelConfig
+from tasks.core.models.rnn.windows import (
     Scaler,
     calendar_matrix,
     feature_matrix,

@@ -1,10 +1,10 @@
 """SARIMAX: the seed's SARIMA plus calendar regressors (model ``sarimax``).
 
 Regression with SARIMA errors, ``z_t = x_t' beta + u_t`` with ``u`` the seed's (1,0,0)(0,1,1,7),
-where ``x_t`` are 0/1 flags from :mod:`tasks.core.calendar_features` (known for any future date,
+where ``x_t`` are 0/1 flags from :mod:`tasks.core.features.calendar_flags` (known for any future date,
 so the forecast's regressors come from the calendar, never from data) and ``z`` is the series
 or its log (``log``). statsmodels' ``ARIMA(z, exog=X)`` estimates ``beta`` with the ARMA
-parameters in one likelihood. Forecasting reuses :func:`tasks.core.sarima.forecast_moments`
+parameters in one likelihood. Forecasting reuses :func:`tasks.core.models.sarima.forecast_moments`
 on the regression residual ``u = z - X beta`` with the ARMA parameters: filtering ``z`` with the
 observation intercept ``X beta`` is filtering ``u`` with none, so the means and variances equal
 statsmodels' ``get_forecast(exog=...)`` (checked in the tests), at the cost of the seed's path.
@@ -51,10 +51,10 @@ from scipy.stats import norm
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from statsmodels.tsa.arima.model import ARIMA
 
-from tasks.core.calendar_features import calendar_features
-from tasks.core.direct_features import DIRECT_FLAGS
-from tasks.core.forecaster import DEFAULT_LEVELS, Forecast
-from tasks.core.sarima import SEED_ORDER, SEED_SEASONAL_ORDER, forecast_moments, model_version, series_values
+from tasks.core.features.calendar_flags import calendar_features
+from tasks.core.features.direct import DIRECT_FLAGS
+from tasks.core.models.forecaster import DEFAULT_LEVELS, Forecast
+from tasks.core.models.sarima import SEED_ORDER, SEED_SEASONAL_ORDER, forecast_moments, model_version, series_values
 
 MODEL_NAME = "sarimax"
 SARIMAX_FLAGS = DIRECT_FLAGS

@@ -26,8 +26,8 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from tasks.core.fallback import failure_reason
-from tasks.core.rnn.promotion import TrainingDiverged, untrustworthy
+from tasks.core.models.fallback import failure_reason
+from tasks.core.models.rnn.promotion import TrainingDiverged, untrustworthy
 from tasks.core.walk_forward import visible_history
 
 
@@ -99,7 +99,7 @@ def _run(job: TrainingJob) -> Challenger:
 
 
 def _start_worker(intra_op: int, inter_op: int) -> None:
-    from tasks.core.rnn.training import limit_threads
+    from tasks.core.models.rnn.training import limit_threads
 
     limit_threads(intra_op, inter_op)  # before any TensorFlow op of this process
 

@@ -5,7 +5,7 @@ carried forward a whole week at a time when ``h > m``: horizons 1..7 repeat the 
 8..14 repeat them again, and so on. It is the reference every other model must beat (the book's
 "naive forecast" of chapter 15), so it is kept deliberately plain.
 
-Pure: arrays and frames in, :class:`~tasks.core.forecaster.Forecast` out; no I/O.
+Pure: arrays and frames in, :class:`~tasks.core.models.forecaster.Forecast` out; no I/O.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from tasks.core.forecaster import DEFAULT_LEVELS, Forecast
+from tasks.core.models.forecaster import DEFAULT_LEVELS, Forecast
 
 WEEK = 7
 MODEL_NAME = "naive"

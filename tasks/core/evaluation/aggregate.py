@@ -1,6 +1,6 @@
 """Accuracy over many series at once: the aggregate leaderboard and the worst and best series.
 
-Pure functions on frames, like :mod:`tasks.core.scoring` (whose terms they reuse, so a series'
+Pure functions on frames, like :mod:`tasks.core.evaluation.scoring` (whose terms they reuse, so a series'
 MAE, MAPE and count here are the metrics table's, bit for bit). They serve the report once the
 job forecasts every bus route and 'L' station besides the system totals: the series in
 ``exclude`` (``bus``, ``rail``) keep their own leaderboard and are left out of the aggregate.
@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from schemas.metrics import ALL_HORIZONS
-from tasks.core.scoring import DEFAULT_SERIES, REFERENCE_MODEL, Window, actuals_long, window_scores
+from tasks.core.evaluation.scoring import DEFAULT_SERIES, REFERENCE_MODEL, Window, actuals_long, window_scores
 
 EXTREME_SERIES = 10
 """How many worst and best series the report lists per model."""
