@@ -9,7 +9,7 @@ Inputs are forecast-contract rows, so the ensemble needs nothing but what its me
 Methods: ``mean``, ``median`` and ``inverse_mae`` (weights ∝ 1 / a member's trailing MAE over the
 last ``lookback_days`` days of matured targets, all horizons pooled; equal weights while a member
 has fewer than ``min_scored`` scored forecasts). The method in production is chosen by the
-backtest (README).
+backtest (docs/models-and-accuracy.md).
 
 Intervals: each bound is the same combination of the members' bounds (for the mean and the
 weights, quantile averaging; for the median, the median bound), over the members that have the

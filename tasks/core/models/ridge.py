@@ -15,7 +15,7 @@ which is what MAE rewards.
 
 Intervals: empirical quantiles, per horizon, of the training rows' residuals (log scale) around
 the forecast. Those residuals are in-sample, but with ~50 coefficients on ~1,000 rows the optimism
-is small (about p/n = 5 % of the variance); measured coverage is in the README.
+is small (about p/n = 5 % of the variance); measured coverage is in docs/models-and-accuracy.md.
 
 Measured choices (``bench/bench_accuracy.py``, protocols A / B of issue 10, mean MAE over
 h = 1..14, bus / rail; each change against the configuration of its day, so the figures show
