@@ -105,12 +105,23 @@ def post_break_members(cutoffs: list[pd.Timestamp], actual_level: float) -> pd.D
     return pd.concat(rows, ignore_index=True)
 
 
+BREAK_START = pd.Timestamp("2024-03-01")
+
+
+def post_break_case(cutoff_days: int, actual_days: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Members' rows for cutoffs up to ``cutoff_days`` after a break to 40 % on ``BREAK_START``,
+    the actuals up to ``actual_days`` after it, and the break as detected three days in."""
+    day = pd.Timedelta(days=1)
+    cutoffs = list(pd.date_range(BREAK_START - 60 * day, BREAK_START + cutoff_days * day, freq="D"))
+    days = pd.date_range(BREAK_START - 80 * day, BREAK_START + actual_days * day, freq="D")
+    actuals = pd.DataFrame({"unique_id": "rail", "ds": days, "y": np.where(days >= BREAK_START, 400.0, 1000.0)})
+    breaks = pd.DataFrame({"unique_id": ["rail"], "start": [BREAK_START], "detected": [BREAK_START + 3 * day], "size": [-0.9]})
+    return post_break_members(cutoffs, 400.0), actuals, breaks
+
+
 def test_after_a_break_weights_move_to_the_member_that_tracks_the_new_level_within_days():
-    start = pd.Timestamp("2024-03-01")
-    cutoffs = list(pd.date_range(start - pd.Timedelta(days=60), start + pd.Timedelta(days=6), freq="D"))
-    stored = post_break_members(cutoffs, 400.0)
-    days = pd.date_range(start - pd.Timedelta(days=80), start + pd.Timedelta(days=6), freq="D")
-    actuals = pd.DataFrame({"unique_id": "rail", "ds": days, "y": np.where(days >= start, 400.0, 1000.0)})
+    start = BREAK_START
+    stored, actuals, breaks = post_break_case(cutoff_days=6, actual_days=6)
     spec = EnsembleSpec(("a", "b"))
     cutoff = start + pd.Timedelta(days=5)
     known = actuals[actuals["ds"] <= cutoff]
@@ -118,7 +129,6 @@ def test_after_a_break_weights_move_to_the_member_that_tracks_the_new_level_with
     after = member_weights(spec, stored, known, "rail", cutoff, break_start=start)
     assert calm["a"] > 0.5  # 56 days of matured errors: the old-level member still leads
     assert after["b"] > 0.9 and set(after) == {"a", "b", "naive"}
-    breaks = pd.DataFrame({"unique_id": ["rail"], "start": [start], "detected": [start + pd.Timedelta(days=3)], "size": [-0.9]})
     combined = ensemble_forecasts(spec, stored, actuals, ["rail"], [cutoff], breaks)
     assert abs(combined["y_hat"].iloc[0] - 401.0) < 30
     assert "naive=" in combined["model_version"].iloc[0]
@@ -129,13 +139,8 @@ def test_after_a_break_weights_move_to_the_member_that_tracks_the_new_level_with
 
 
 def test_ensemble_at_a_cutoff_ignores_later_values_and_breaks_found_later():
-    start = pd.Timestamp("2024-03-01")
-    cutoffs = list(pd.date_range(start - pd.Timedelta(days=60), start + pd.Timedelta(days=9), freq="D"))
-    stored = post_break_members(cutoffs, 400.0)
-    days = pd.date_range(start - pd.Timedelta(days=80), start + pd.Timedelta(days=30), freq="D")
-    actuals = pd.DataFrame({"unique_id": "rail", "ds": days, "y": np.where(days >= start, 400.0, 1000.0)})
-    cutoff = start + pd.Timedelta(days=5)
-    breaks = pd.DataFrame({"unique_id": ["rail"], "start": [start], "detected": [start + pd.Timedelta(days=3)], "size": [-0.9]})
+    stored, actuals, breaks = post_break_case(cutoff_days=9, actual_days=30)
+    cutoff = BREAK_START + pd.Timedelta(days=5)
     spec = EnsembleSpec(("a", "b"))
     reference = ensemble_forecasts(spec, stored, actuals, ["rail"], [cutoff], breaks)
     noisy = actuals.copy()
