@@ -11,8 +11,9 @@ import pytest
 
 from storage import Store
 from tasks.core.features.direct import DirectFeatures
-from tasks.core.features.level_shifts import regime_alerts, series_breaks
-from tasks.core.models.ensemble import EnsembleSpec, ensemble_forecasts, member_weights
+from tasks.core.features.calendar_flags import calendar_features
+from tasks.core.features.level_shifts import ordinary_days, regime_alerts, series_breaks
+from tasks.core.models.ensemble import Break, EnsembleSpec, ensemble_forecasts, member_weights
 from tasks.core.models.ridge import RidgeForecaster
 from tasks.core.walk_forward import TrainingWindow, historical_forecasts
 from tests.test_ensemble import member_rows
@@ -45,6 +46,32 @@ def test_a_level_shift_is_detected_within_five_days_of_the_break():
 
 def test_a_calm_series_has_no_break():
     assert series_breaks(weekly_series(shift_at=None), ["rail"]).empty
+
+
+def dip(history: pd.DataFrame, column: str, last: pd.Timestamp, days: int) -> pd.DataFrame:
+    """``history`` with ``column`` 45 % lower on its ``days`` ordinary days up to ``last`` (a
+    holiday in between would not count in a run anyway)."""
+    ordinary = history.index[ordinary_days(calendar_features(history.index)) & (history.index <= last)]
+    changed = history.copy()
+    changed.loc[ordinary[-days:], column] *= 0.55
+    return changed
+
+
+def test_a_break_in_a_system_total_lets_a_three_day_run_of_another_series_count():
+    rail_breaks = weekly_series()
+    bus = weekly_series(seed=5, shift_at=None)["rail"]
+    rail_detected = series_breaks(rail_breaks, ["rail"])["detected"].iloc[0]
+    # Three low bus days ending on the day rail's break is detected: a shift of bus too.
+    panel = dip(rail_breaks.assign(bus=bus), "bus", rail_detected, 3).loc[:rail_detected]
+    found = series_breaks(panel, ["bus"])
+    assert len(found) == 1 and found["detected"].iloc[0] == rail_detected
+    assert rail_detected - pd.Timedelta(days=3) <= found["start"].iloc[0] < rail_detected
+    # Without rail's break (a cold snap of three days in one series) nothing is detected.
+    alone = dip(weekly_series(shift_at=None).assign(bus=bus), "bus", rail_detected, 3)
+    assert series_breaks(alone, ["bus", "rail"]).empty
+    # A confirming break in the other direction does not confirm.
+    rising = panel.assign(bus=lambda f: np.where(f["bus"] < bus.reindex(f.index), f["bus"] / 0.55**2, f["bus"]))
+    assert series_breaks(rising, ["bus"]).empty
 
 
 def test_ridge_forecasts_the_new_level_seven_days_after_the_break():
@@ -126,7 +153,7 @@ def test_after_a_break_weights_move_to_the_member_that_tracks_the_new_level_with
     cutoff = start + pd.Timedelta(days=5)
     known = actuals[actuals["ds"] <= cutoff]
     calm = member_weights(spec, stored, known, "rail", cutoff)
-    after = member_weights(spec, stored, known, "rail", cutoff, break_start=start)
+    after = member_weights(spec, stored, known, "rail", cutoff, Break(start, start + pd.Timedelta(days=3)))
     assert calm["a"] > 0.5  # 56 days of matured errors: the old-level member still leads
     assert after["b"] > 0.9 and set(after) == {"a", "b", "naive"}
     combined = ensemble_forecasts(spec, stored, actuals, ["rail"], [cutoff], breaks)
@@ -136,6 +163,20 @@ def test_after_a_break_weights_move_to_the_member_that_tracks_the_new_level_with
     later = breaks.assign(detected=cutoff + pd.Timedelta(days=1))
     before = ensemble_forecasts(spec, stored, actuals, ["rail"], [cutoff], later)
     assert before["model_version"].iloc[0].count("=") == 2
+
+
+def test_on_the_day_a_break_is_detected_the_re_anchoring_member_carries_the_ensemble():
+    stored, actuals, breaks = post_break_case(cutoff_days=6, actual_days=6)
+    detected = breaks["detected"].iloc[0]
+    known = actuals[actuals["ds"] <= detected]
+    latest = Break(BREAK_START, detected)
+    # No forecast made since the detection has matured yet: only the re-anchoring member counts.
+    assert member_weights(EnsembleSpec(("a", "b"), re_anchoring=("b",)), stored, known, "rail", detected, latest) == {"b": 1.0}
+    assert member_weights(EnsembleSpec(("a", "b"), re_anchoring=()), stored, known, "rail", detected, latest) == {"a": 0.5, "b": 0.5}
+    # Forecasts made between the start and the detection do not count as post-break evidence.
+    day_after = detected + pd.Timedelta(days=1)
+    spec = EnsembleSpec(("a", "b"), re_anchoring=("a",), regime_min_scored=2)
+    assert member_weights(spec, stored, actuals[actuals["ds"] <= day_after], "rail", day_after, latest) == {"a": 1.0}
 
 
 def test_ensemble_at_a_cutoff_ignores_later_values_and_breaks_found_later():

@@ -30,13 +30,15 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
 from tasks.core.features.calendar_flags import calendar_features
-from tasks.core.features.level_shifts import ShiftedSeries, ShiftRule, detect_level_shifts, ordinary_days
+from tasks.core.features.level_shifts import (
+    LevelShift, ShiftedSeries, ShiftRule, confirming_shifts, detect_level_shifts, ordinary_days,
+)
 
 BASELINE_WEEKS = 4
 YEAR = 364  # 52 weeks: the same weekday a year earlier
@@ -119,8 +121,11 @@ class DirectFeatures:
             "young_baseline_weeks": self.young_baseline_weeks,
         }
 
-    def prepare(self, values: np.ndarray, first_day: pd.Timestamp, horizon: int) -> Prepared:
-        """Arrays for ``values`` (one per day from ``first_day``) and ``horizon`` days after."""
+    def prepare(
+        self, values: np.ndarray, first_day: pd.Timestamp, horizon: int, confirmations: Sequence[LevelShift] = ()
+    ) -> Prepared:
+        """Arrays for ``values`` (one per day from ``first_day``) and ``horizon`` days after.
+        ``confirmations``: the system totals' level shifts on the same days (see level_shifts)."""
         n = len(values)
         days = pd.date_range(first_day, periods=n + horizon, freq="D")
         log_values = np.full(n + horizon, np.nan)
@@ -130,7 +135,7 @@ class DirectFeatures:
         flags = all_flags[list(self.flags)].to_numpy() if self.flags else np.zeros((len(days), 0))
         holiday = all_flags["holiday_off_sunday"].to_numpy() > 0
         special = all_flags[list(self.flags) or ["holiday_off_sunday"]].to_numpy().any(axis=1) | holiday
-        shifts = self.young_shifts(log_values[:n], all_flags.iloc[:n])
+        shifts = self.young_shifts(log_values[:n], all_flags.iloc[:n], confirmations)
         if shifts is not None:
             # The past re-expressed at today's level: baselines re-anchor once a break is detected.
             log_values[:n] += shifts.offset
@@ -174,7 +179,16 @@ class DirectFeatures:
             shifts=shifts,
         )
 
-    def young_shifts(self, log_values: np.ndarray, flags: pd.DataFrame) -> ShiftedSeries | None:
+    def confirmations(self, history: pd.DataFrame, unique_id: str) -> tuple[LevelShift, ...]:
+        """The system totals' level shifts in ``history`` (daily, one column per series) that may
+        confirm a shorter run of ``unique_id`` (none when level shifts are off)."""
+        if self.level_shifts is None or not self.young_regime_weeks:
+            return ()
+        return confirming_shifts(history, unique_id, ordinary_days(calendar_features(history.index)), self.level_shifts)
+
+    def young_shifts(
+        self, log_values: np.ndarray, flags: pd.DataFrame, confirmations: Sequence[LevelShift] = ()
+    ) -> ShiftedSeries | None:
         """The level shifts of the series, when its latest one started less than
         ``young_regime_weeks`` before its last day; else None. Only a young regime changes the
         features: once a new level is older than that, the outlier rule has long accepted it
@@ -182,7 +196,7 @@ class DirectFeatures:
         its calm-year accuracy does not move)."""
         if self.level_shifts is None or not self.young_regime_weeks:
             return None
-        shifts = detect_level_shifts(log_values, ordinary_days(flags), self.level_shifts)
+        shifts = detect_level_shifts(log_values, ordinary_days(flags), self.level_shifts, confirmations)
         latest = shifts.latest()
         if latest is None or len(log_values) - 1 - latest.start >= 7 * self.young_regime_weeks:
             return None

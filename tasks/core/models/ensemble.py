@@ -49,8 +49,9 @@ class EnsembleSpec:
     regime_days: int = 56
     regime_lookback_days: int = 14
     regime_min_scored: int = 3
-    regime_power: float = 2.0
+    regime_power: float = 1.0
     last_resort: tuple[str, ...] = ("naive",)
+    re_anchoring: tuple[str, ...] = ("ridge",)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -59,22 +60,33 @@ class EnsembleSpec:
             raise ValueError("an ensemble needs at least one member")
 
 
+@dataclass(frozen=True)
+class Break:
+    """A series' level shift as the ensemble sees it: when the new level started, when it was
+    detected (only forecasts made from then on knew of it)."""
+
+    start: pd.Timestamp
+    detected: pd.Timestamp
+
+
 def member_weights(
     spec: EnsembleSpec, past: pd.DataFrame, actuals: pd.DataFrame, unique_id: str, cutoff: pd.Timestamp,
-    break_start: pd.Timestamp | None = None,
+    latest: Break | None = None,
 ) -> dict[str, float]:
     """Weights of the members for one series at one cutoff, summing to 1.
 
     ``past``: members' stored forecasts from earlier cutoffs (contract rows); only targets in
     ``(cutoff - lookback_days, cutoff]`` count. ``actuals``: long rows ``unique_id, ds, y``.
-    ``break_start``: the start of the series' latest level shift detected by the cutoff, if any.
-    While that regime is younger than ``regime_days``, the weights come only from forecasts made
-    since the break (cutoff >= its start) of targets in the last ``regime_lookback_days``, the
-    ``last_resort`` members join, and weights are ∝ 1 / MAE ** ``regime_power``: the members that
-    track the new level take over within days instead of after weeks of matured errors.
+    ``latest``: the series' latest level shift detected by the cutoff, if any. While that regime
+    is younger than ``regime_days``, the weights come only from forecasts made since the break
+    was detected, of targets in the last ``regime_lookback_days``; the ``last_resort`` members
+    join, and weights are ∝ 1 / MAE ** ``regime_power``. Until ``regime_min_scored`` such
+    forecasts are scored, the ``re_anchoring`` members (those that move to a detected new level
+    by themselves) carry the ensemble: forecasts made before the detection say nothing about who
+    tracks the new level, and the others still forecast the old one.
     """
-    if break_start is not None and cutoff - break_start < pd.Timedelta(days=spec.regime_days):
-        return _regime_weights(spec, past, actuals, unique_id, cutoff, break_start)
+    if latest is not None and cutoff - latest.start < pd.Timedelta(days=spec.regime_days):
+        return _regime_weights(spec, past, actuals, unique_id, cutoff, latest)
     equal = {m: 1.0 / len(spec.members) for m in spec.members}
     if spec.method != "inverse_mae":
         return equal
@@ -92,16 +104,17 @@ def regime_members(spec: EnsembleSpec) -> tuple[str, ...]:
 
 def _regime_weights(
     spec: EnsembleSpec, past: pd.DataFrame, actuals: pd.DataFrame, unique_id: str, cutoff: pd.Timestamp,
-    break_start: pd.Timestamp,
+    latest: Break,
 ) -> dict[str, float]:
     candidates = regime_members(spec)
-    first = max(cutoff - pd.Timedelta(days=spec.regime_lookback_days), break_start - pd.Timedelta(days=1))
-    since_break = past[past["cutoff"] >= break_start]
-    errors = _member_errors(since_break, actuals, unique_id, cutoff, first, candidates)
+    first = max(cutoff - pd.Timedelta(days=spec.regime_lookback_days), latest.start - pd.Timedelta(days=1))
+    since_detection = past[past["cutoff"] >= latest.detected]
+    errors = _member_errors(since_detection, actuals, unique_id, cutoff, first, candidates)
     scored = [m for m in candidates if m in errors.index and errors.loc[m, "size"] >= spec.regime_min_scored]
-    if not scored:
-        return {m: 1.0 / len(candidates) for m in candidates}
-    return _inverse(errors, tuple(scored), spec.regime_power)
+    if scored:
+        return _inverse(errors, tuple(scored), spec.regime_power)
+    leading = [m for m in spec.members if m in spec.re_anchoring] or list(spec.members)
+    return {m: 1.0 / len(leading) for m in leading}
 
 
 def _member_errors(
@@ -189,9 +202,12 @@ def ensemble_forecasts(
     return pd.concat(parts, ignore_index=True)
 
 
-def latest_break(breaks: pd.DataFrame | None, unique_id: str, cutoff: pd.Timestamp) -> pd.Timestamp | None:
-    """Start of the latest level shift of ``unique_id`` detected by ``cutoff`` (None: none)."""
+def latest_break(breaks: pd.DataFrame | None, unique_id: str, cutoff: pd.Timestamp) -> Break | None:
+    """The latest level shift of ``unique_id`` detected by ``cutoff`` (None: none)."""
     if breaks is None or breaks.empty:
         return None
     seen = breaks[(breaks["unique_id"] == unique_id) & (breaks["detected"] <= cutoff)]
-    return pd.Timestamp(seen["start"].max()) if len(seen) else None
+    if seen.empty:
+        return None
+    row = seen.loc[seen["start"].idxmax()]
+    return Break(start=pd.Timestamp(row["start"]), detected=pd.Timestamp(row["detected"]))

@@ -85,7 +85,8 @@ class RidgeForecaster:
 
     def fit(self, history: pd.DataFrame, unique_id: str) -> RidgeFitted:
         values = series_values(history, unique_id)
-        prepared = self.features.prepare(values, history.index[0], horizon=0)
+        confirmations = self.features.confirmations(history, unique_id)
+        prepared = self.features.prepare(values, history.index[0], horizon=0, confirmations=confirmations)
         last = len(values) - 1
         models = []
         for h in range(1, self.max_horizon + 1):
@@ -133,7 +134,7 @@ class RidgeFitted:
             raise ValueError(f"{self.forecaster.name} was fitted for horizons 1..{len(self.models)}, asked for {horizon}")
         features = self.forecaster.features
         values = series_values(history, self.unique_id)
-        prepared = features.prepare(values, history.index[0], horizon)
+        prepared = features.prepare(values, history.index[0], horizon, features.confirmations(history, self.unique_id))
         cutoff = np.array([len(values) - 1])
         log_mean = np.empty(horizon)
         for h in range(1, horizon + 1):
