@@ -116,6 +116,21 @@ def test_break_flags_at_a_cutoff_do_not_depend_on_later_values(days_after_break:
     pd.testing.assert_frame_equal(seen(truncated), truncated.drop(columns="size").reset_index(drop=True), check_exact=True)
 
 
+@pytest.mark.parametrize("days_after_detection", [-1, 0, 3])
+def test_confirmed_breaks_and_ridge_at_a_cutoff_do_not_depend_on_later_values(days_after_detection: int):
+    rail = weekly_series()
+    rail_detected = series_breaks(rail, ["rail"])["detected"].iloc[0]
+    panel = dip(rail.assign(bus=weekly_series(seed=5, shift_at=None)["rail"]), "bus", rail_detected, 3)
+    cutoff = rail_detected + pd.Timedelta(days=days_after_detection)
+    perturbed = perturbed_after(panel, cutoff)
+    seen = lambda h: h[h["detected"] <= cutoff].drop(columns="size").reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(
+        seen(series_breaks(panel.loc[:cutoff], ["bus", "rail"])), seen(series_breaks(perturbed, ["bus", "rail"])), check_exact=True
+    )
+    run = lambda h: historical_forecasts(h, RidgeForecaster(), ["bus"], [cutoff], 14, TrainingWindow.rolling(2557))  # noqa: E731
+    pd.testing.assert_frame_equal(run(panel), run(perturbed), check_exact=True)
+
+
 def test_ridge_forecast_at_a_cutoff_after_a_break_does_not_depend_on_later_values():
     history = weekly_series()
     cutoff = BREAK + pd.Timedelta(days=9)

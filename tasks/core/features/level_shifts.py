@@ -63,6 +63,7 @@ class LevelShift:
     start: int  # position of the first day at the new level
     detected: int  # position of the day the run reached ``persistence`` days
     size: float  # log change, new level minus old (re-estimated at the end for the newest shift)
+    direction: int = 0  # sign of the run as detected: unlike the size, fixed on the detection day
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ def detect_level_shifts(
     starts: list[int] = []
     detections: list[int] = []
     sizes: list[float] = []
+    run_sizes: list[float] = []
     after = 0  # days up to a detection are settled: a new run starts after it
     while (found := _first_run(adjusted, after, rule, confirmations)) is not None:
         start, detected, size = found
@@ -94,6 +96,7 @@ def detect_level_shifts(
         starts.append(start)
         detections.append(detected)
         sizes.append(size)
+        run_sizes.append(size)
         after = detected + 1
     if starts:
         correction = _refinement(adjusted, starts[-1], rule.refine_days)
@@ -102,7 +105,7 @@ def detect_level_shifts(
     offset = np.zeros(n)
     for start, size in zip(starts, sizes):
         offset[:start] += size
-    shifts = tuple(LevelShift(s, d, z) for s, d, z in zip(starts, detections, sizes))
+    shifts = tuple(LevelShift(s, d, z, int(np.sign(r))) for s, d, z, r in zip(starts, detections, sizes, run_sizes))
     return ShiftedSeries(shifts=shifts, offset=offset)
 
 
@@ -123,7 +126,7 @@ def _first_run(
         for i in _runs(sign, rule.confirmed_persistence):
             first, last = positions[i], positions[i + rule.confirmed_persistence - 1]
             if any(
-                c.detected <= last and abs(c.start - first) <= rule.confirm_days and np.sign(c.size) == sign[i]
+                c.detected <= last and abs(c.start - first) <= rule.confirm_days and c.direction == sign[i]
                 for c in confirmations
             ):
                 found.append((last, i, rule.confirmed_persistence))
