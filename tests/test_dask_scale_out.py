@@ -1,17 +1,22 @@
 """Scale-out on Dask: the same backfill through prefect-dask's DaskTaskRunner on a real
 ``distributed.LocalCluster``, and on a scheduler and workers started as separate ``dask scheduler``
-/ ``dask worker`` processes (``RIDERSHIP_DASK_ADDRESS``), stores exactly the default runner's
-forecasts: every value and version bit for bit (only ``run_id`` and ``created_at`` differ)."""
+/ ``dask worker`` processes (``RIDERSHIP_DASK_ADDRESS``) the way a user starts them (the project's
+environment, the checkout as working directory, no PYTHONPATH, default worker options), stores
+exactly the default runner's forecasts: every value and version bit for bit (only ``run_id`` and
+``created_at`` differ)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 import pytest
+from distributed import Client
 
 import flows.scale_out
 from flows.backfill import backfill
@@ -79,36 +84,35 @@ def test_backfill_on_a_local_cluster_stores_the_default_runners_forecasts(tmp_pa
     assert len(forecast_task_runs()) - before == 12
 
 
-@pytest.fixture
-def dask_cluster(tmp_path: Path):
-    """``dask scheduler`` and two ``dask worker`` processes (one thread each) on 127.0.0.1, with
-    this checkout on their PYTHONPATH as a cluster's image would have the project installed."""
+def start_dask(tmp_path: Path, name: str, args: list[str], python: Path | None = None, cwd: Path = REPO) -> subprocess.Popen:
+    """``dask ARGS`` as a user starts it: the environment's own ``dask`` command (or ``python -m
+    dask`` of another environment) in ``cwd``, no PYTHONPATH."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    command = [str(python), "-m", "dask"] if python else [str(BIN / "dask")]
+    log = (tmp_path / "dask-logs")
+    log.mkdir(exist_ok=True)
+    return subprocess.Popen(
+        [*command, *args], env=env, cwd=cwd, start_new_session=True,
+        stdout=(log / f"{name}.log").open("w"), stderr=subprocess.STDOUT,
+    )
+
+
+@contextmanager
+def dask_cluster_of(tmp_path: Path, workers: int, **worker_options) -> Iterator[str]:
+    """``dask scheduler`` on 127.0.0.1 and ``dask worker ADDRESS --nworkers N --nthreads 1``:
+    the project's environment, the checkout as working directory, Dask's default worker options."""
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    logs = tmp_path / "dask-logs"
-    logs.mkdir()
-    common = dict(env=env, cwd=tmp_path, start_new_session=True, stderr=subprocess.STDOUT)
-    processes = [
-        subprocess.Popen(
-            [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-            stdout=(logs / "scheduler.log").open("w"), **common,
-        )
-    ]
-    for number in range(2):
-        processes.append(subprocess.Popen(
-            [str(BIN / "dask"), "worker", address, "--host", "127.0.0.1", "--nworkers", "1", "--nthreads", "1",
-             "--no-dashboard", "--name", f"w{number}", "--local-directory", str(tmp_path / f"w{number}")],
-            stdout=(logs / f"worker{number}.log").open("w"), **common,
-        ))  # fmt: skip
-    from distributed import Client
-
+    processes = [start_dask(tmp_path, "scheduler", ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"])]
+    processes.append(start_dask(
+        tmp_path, "worker", ["worker", address, "--nworkers", str(workers), "--nthreads", "1"], **worker_options
+    ))  # fmt: skip
     try:
         with Client(address, timeout=60) as client:
-            client.wait_for_workers(2, timeout=60)
+            client.wait_for_workers(workers, timeout=120)
         yield address
-    except Exception:
-        for log in sorted(logs.iterdir()):
+    except BaseException:
+        for log in sorted((tmp_path / "dask-logs").iterdir()):
             print(log.name, log.read_text()[-3000:])
         raise
     finally:
@@ -116,14 +120,41 @@ def dask_cluster(tmp_path: Path):
             stop(process)
 
 
+@pytest.fixture
+def dask_cluster(tmp_path: Path) -> Iterator[str]:
+    with dask_cluster_of(tmp_path, workers=2) as address:
+        yield address
+
+
+def where_workers_import_the_project(address: str) -> dict[str, tuple[str, bool]]:
+    """Each worker's ``storage`` package file, and whether its first ``sys.path`` entry (its local
+    directory) holds Dask's spill folder ``storage``, the folder that used to shadow the package."""
+
+    def look() -> tuple[str, bool]:
+        import os
+        import sys
+
+        import storage
+
+        return str(getattr(storage, "__file__", None)), os.path.isdir(os.path.join(sys.path[0], "storage"))
+
+    with Client(address, timeout=30) as client:
+        return client.run(look)
+
+
 @pytest.mark.e2e
 @pytest.mark.usefixtures("prefect_harness")
 def test_backfill_on_a_separate_scheduler_and_workers_via_dask_address(tmp_path: Path, default_run, dask_cluster: str):
+    # The workers run as `make venv` leaves them, from the checkout, no PYTHONPATH: they import
+    # the project's `storage` package from the checkout although their local directory, first on
+    # sys.path, holds Dask's spill folder of the same name (pyproject.toml, [tool.setuptools]).
+    found = where_workers_import_the_project(dask_cluster)
+    assert len(found) == 2 and all(
+        file == str(REPO / "storage" / "__init__.py") and shadow for file, shadow in found.values()
+    ), found
     started = time.monotonic()
     dask_run = run_backfill(tmp_path / "storage", {"RIDERSHIP_DASK_ADDRESS": dask_cluster})
     assert_same_forecasts(dask_run, default_run)
-    from distributed import Client
-
     with Client(dask_cluster, timeout=30) as client:
         # Both worker processes fitted SARIMA (imported the model) and the cluster kept running.
         fitted = client.run(lambda: __import__("sys").modules.get("tasks.core.models.sarima") is not None)
