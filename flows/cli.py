@@ -2,8 +2,9 @@
 
 Exit codes: 0 done; 1 unexpected error (a bug: the traceback is printed); 2 rejected (a raw file
 or a parameter is invalid; nothing stored changed); 3 unavailable (the source or the storage
-cannot be reached or written; nothing stored changed); 4 degraded (the nightly run wrote its
-forecasts and report from the last good data because ingest failed)."""
+cannot be reached or written, or the Dask cluster cannot run the fits; nothing stored changed);
+4 degraded (the nightly run wrote its forecasts and report from the last good data because
+ingest failed)."""
 
 from __future__ import annotations
 

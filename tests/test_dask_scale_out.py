@@ -3,12 +3,15 @@
 / ``dask worker`` processes (``RIDERSHIP_DASK_ADDRESS``) the way a user starts them (the project's
 environment, the checkout as working directory, no PYTHONPATH, default worker options), stores
 exactly the default runner's forecasts: every value and version bit for bit (only ``run_id`` and
-``created_at`` differ)."""
+``created_at`` differ). A worker that cannot import the project fails the run within a minute in
+one line."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +23,7 @@ from distributed import Client
 
 import flows.scale_out
 from flows.backfill import backfill
+from flows.scale_out import ClusterUnavailable
 from storage import Store
 from tests.prefect_stack import BIN, free_port, stop
 from tests.synthetic import synthetic_clean
@@ -162,6 +166,52 @@ def test_backfill_on_a_separate_scheduler_and_workers_via_dask_address(tmp_path:
     assert time.monotonic() - started < 300
 
 
+def cli_backfill(storage: Path, api: str, address: str, start: str, end: str, **popen) -> subprocess.Popen:
+    Store.open(str(storage)).ridership.write_clean(synthetic_clean())
+    env = {
+        **os.environ, "PREFECT_API_URL": api, "RIDERSHIP_STORAGE": str(storage), "RIDERSHIP_DASK_ADDRESS": address,
+        "RIDERSHIP_RNN_MODELS": "", "RIDERSHIP_ENSEMBLE_MEMBERS": "",
+    }
+    return subprocess.Popen(
+        [str(BIN / "ridership"), "backfill", "--start", start, "--end", end, "--models", "naive,sarima", "--series", "rail,bus"],
+        env=env, text=True, **popen,
+    )
+
+
+def bare_environment(tmp_path: Path) -> Path:
+    """A Python environment with the project's dependencies (Dask, Prefect) but not the project:
+    a virtual environment whose .pth names this process's import folders as plain paths, less
+    those holding the project (the .pth files in them, the editable install's among them, are
+    not read)."""
+    folder = tmp_path / "bare-env"
+    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    (site,) = folder.glob("lib/python*/site-packages")
+    folders = [p for p in sys.path if p and Path(p).is_dir() and not (Path(p) / "storage" / "__init__.py").exists()]
+    (site / "project-dependencies.pth").write_text("".join(f"{p}\n" for p in folders))
+    return folder / "bin" / "python"
+
+
+@pytest.mark.e2e
+def test_a_worker_that_cannot_import_the_project_fails_the_run_in_one_line(tmp_path: Path, prefect_api_url: str):
+    python = bare_environment(tmp_path)
+    with dask_cluster_of(tmp_path, workers=1, python=python, cwd=tmp_path) as address:
+        started = time.monotonic()
+        run = cli_backfill(tmp_path / "storage", prefect_api_url, address, str(START), str(END), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = run.communicate(timeout=120)
+        elapsed = time.monotonic() - started
+    print(f"failed after {elapsed:.1f} s:", err.strip().splitlines()[-1:])
+    assert run.returncode == ClusterUnavailable.exit_code, err[-3000:]
+    assert "Traceback" not in out + err, err[-3000:]
+    lines = [line for line in err.splitlines() if line.startswith("ridership backfill:")]
+    assert len(lines) == 1, err[-3000:]
+    assert re.fullmatch(
+        r"ridership backfill: unavailable: Dask worker tcp://127\.0\.0\.1:\d+ cannot import the project: "
+        r"ModuleNotFoundError: No module named '(tasks|storage|prefect)'", lines[0]
+    ), lines[0]
+    assert elapsed < 60
+    assert not (tmp_path / "storage" / "forecasts").exists()  # nothing was submitted
+
+
 @pytest.mark.parametrize(
     ("env", "runner", "address"),
     [
@@ -197,3 +247,59 @@ def test_work_units_split_each_series_evenly():
     assert [(uid, len(chunk)) for uid, chunk in units] == [("rail", 23)] * 4 + [("bus", 23)] * 4
     assert [c for uid, chunk in units if uid == "bus" for c in chunk] == cutoffs
     assert flows.scale_out.work_units(["rail"], []) == []
+
+
+class FakeClient:
+    """What ``WorkerCheck`` asks of a distributed client: the workers, and ``run``."""
+
+    def __init__(self, workers: dict[str, str | None]) -> None:
+        self.scheduler = type("Scheduler", (), {"address": "tcp://10.0.0.5:8786"})()
+        self.workers = workers  # address -> what the import check answers there
+        self.ran: list[list[str]] = []
+
+    def wait_for_workers(self, n_workers: int, timeout: float) -> None:
+        if len(self.workers) < n_workers:
+            raise TimeoutError
+
+    def nthreads(self) -> dict[str, int]:
+        return {worker: 1 for worker in self.workers}
+
+    def run(self, function, workers: list[str], on_error: str) -> dict[str, str | None]:
+        assert on_error == "return" and function() is None  # the check itself imports the project here
+        self.ran.append(workers)
+        return {worker: self.workers[worker] for worker in workers}
+
+
+def test_worker_check_names_the_worker_that_cannot_import_the_project():
+    client = FakeClient({"tcp://a:1": None, "tcp://b:2": "ImportError: cannot import name 'Store' from 'storage' (unknown location)"})
+    with pytest.raises(ClusterUnavailable) as raised:
+        flows.scale_out.WorkerCheck(client).start()
+    assert str(raised.value) == (
+        "Dask worker tcp://b:2 cannot import the project: "
+        "ImportError: cannot import name 'Store' from 'storage' (unknown location)"
+    )
+
+
+def test_worker_check_checks_each_worker_once_and_those_joining_later():
+    client = FakeClient({"tcp://a:1": None})
+    check = flows.scale_out.WorkerCheck(client)
+    check.start()
+    check.check()
+    client.workers["tcp://c:3"] = "ModuleNotFoundError: No module named 'prefect'"
+    with pytest.raises(ClusterUnavailable, match=r"^Dask worker tcp://c:3 cannot import the project: ModuleNotFoundError"):
+        check.check()
+    assert client.ran == [["tcp://a:1"], ["tcp://c:3"]]
+
+
+def test_worker_check_fails_when_no_worker_is_left(monkeypatch):
+    with pytest.raises(ClusterUnavailable, match="no Dask worker joined the scheduler at tcp://10.0.0.5:8786 within 30 s"):
+        flows.scale_out.WorkerCheck(FakeClient({})).start()
+    client = FakeClient({"tcp://a:1": None})
+    check = flows.scale_out.WorkerCheck(client)
+    check.start()
+    client.workers.clear()  # every worker left (a worker that cannot deserialize a task leaves)
+    monkeypatch.setattr(flows.scale_out, "NO_WORKER_WAIT_S", 0.2)
+    check.check()  # not yet: a worker may join
+    time.sleep(0.3)
+    with pytest.raises(ClusterUnavailable, match="every Dask worker left the scheduler at tcp://10.0.0.5:8786 and none joined within 0 s"):
+        check.check()
