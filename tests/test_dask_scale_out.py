@@ -4,12 +4,13 @@
 environment, the checkout as working directory, no PYTHONPATH, default worker options), stores
 exactly the default runner's forecasts: every value and version bit for bit (only ``run_id`` and
 ``created_at`` differ). A worker that cannot import the project fails the run within a minute in
-one line."""
+one line; a SIGTERM ends a run within seconds, leaving no process, lease or partial file."""
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ from flows.scale_out import ClusterUnavailable
 from storage import Store
 from tests.prefect_stack import BIN, free_port, stop
 from tests.synthetic import synthetic_clean
+from tests.test_crash_anywhere import check_every_file
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -210,6 +212,38 @@ def test_a_worker_that_cannot_import_the_project_fails_the_run_in_one_line(tmp_p
     ), lines[0]
     assert elapsed < 60
     assert not (tmp_path / "storage" / "forecasts").exists()  # nothing was submitted
+
+
+@pytest.mark.e2e
+def test_sigterm_ends_a_run_within_seconds_leaving_nothing_behind(tmp_path: Path, prefect_api_url: str, dask_cluster: str):
+    storage = tmp_path / "storage"
+    err_path = tmp_path / "stderr.txt"
+    with err_path.open("w") as err_file:
+        # 92 run dates: the units are still running when the signal comes.
+        run = cli_backfill(storage, prefect_api_url, dask_cluster, "2019-03-01", "2019-05-31", stdout=subprocess.DEVNULL, stderr=err_file)
+        deadline = time.monotonic() + 180
+        while "cutoffs_to_run" not in err_path.read_text() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)  # units submitted, some running
+        assert run.poll() is None, err_path.read_text()[-3000:]
+        import psutil
+
+        descendants = psutil.Process(run.pid).children(recursive=True)
+        signalled = time.monotonic()
+        run.send_signal(signal.SIGTERM)  # what `kill`, Kubernetes and a Prefect cancellation send
+        run.wait(timeout=60)
+        elapsed = time.monotonic() - signalled
+    err = err_path.read_text()
+    print(f"exited {elapsed:.1f} s after SIGTERM")
+    assert run.returncode == 143, err[-3000:]
+    assert elapsed < 15, err[-3000:]
+    assert err.rstrip().splitlines()[-1].startswith("ridership backfill: terminated: stopped by SIGTERM"), err[-3000:]
+    assert not [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    store = Store.open(str(storage))
+    assert not list((storage / "locks").glob("*.lock"))  # leases released
+    check_every_file(store, (storage / "clean" / "ridership.parquet").read_bytes())
+    with Client(dask_cluster, timeout=30) as client:  # the cluster is unharmed
+        assert len(client.nthreads()) == 2
 
 
 @pytest.mark.parametrize(
