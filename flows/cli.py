@@ -2,8 +2,10 @@
 
 Exit codes: 0 done; 1 unexpected error (a bug: the traceback is printed); 2 rejected (a raw file
 or a parameter is invalid; nothing stored changed); 3 unavailable (the source or the storage
-cannot be reached or written; nothing stored changed); 4 degraded (the nightly run wrote its
-forecasts and report from the last good data because ingest failed)."""
+cannot be reached or written, or the Dask cluster cannot run the fits; nothing stored changed);
+4 degraded (the nightly run wrote its forecasts and report from the last good data because
+ingest failed); 143 terminated (SIGTERM: the command ends within seconds; what it stored is
+complete, and the same command resumes)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import argparse
 import sys
 
 from flows.settings import apply_prefect_defaults
+from flows.shutdown import EXIT_CODE as TERMINATED, Terminated, end_promptly_on_sigterm, tell_terminated
 
 FAILURE_WORDS = {2: "rejected", 3: "unavailable", 4: "degraded"}
 
@@ -247,18 +250,22 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from schemas.errors import DegradedRun, ExpectedFailure
 
-    if getattr(args, "uses_prefect", True):  # `synth` runs no flow: no Prefect import, no server
-        apply_prefect_defaults()
-        from flows.console import hide_expected_failure_tracebacks
+    with end_promptly_on_sigterm(args.command):
+        try:
+            if getattr(args, "uses_prefect", True):  # `synth` runs no flow: no Prefect import, no server
+                apply_prefect_defaults()
+                from flows.console import hide_expected_failure_tracebacks
 
-        hide_expected_failure_tracebacks()
-    try:
-        return args.handler(args)
-    except ExpectedFailure as error:
-        if isinstance(error, DegradedRun) and error.outcome is not None:
-            _print_nightly_summary(error.outcome)
-        print(f"ridership {args.command}: {FAILURE_WORDS.get(error.exit_code, 'failed')}: {error}", file=sys.stderr)
-        return error.exit_code
+                hide_expected_failure_tracebacks()
+            return args.handler(args)
+        except ExpectedFailure as error:
+            if isinstance(error, DegradedRun) and error.outcome is not None:
+                _print_nightly_summary(error.outcome)
+            print(f"ridership {args.command}: {FAILURE_WORDS.get(error.exit_code, 'failed')}: {error}", file=sys.stderr)
+            return error.exit_code
+        except Terminated:
+            tell_terminated(args.command)
+            return TERMINATED
 
 
 if __name__ == "__main__":

@@ -1,23 +1,34 @@
 """Scale-out on Dask: the same backfill through prefect-dask's DaskTaskRunner on a real
 ``distributed.LocalCluster``, and on a scheduler and workers started as separate ``dask scheduler``
-/ ``dask worker`` processes (``RIDERSHIP_DASK_ADDRESS``), stores exactly the default runner's
-forecasts: every value and version bit for bit (only ``run_id`` and ``created_at`` differ)."""
+/ ``dask worker`` processes (``RIDERSHIP_DASK_ADDRESS``) the way a user starts them (the project's
+environment, the checkout as working directory, no PYTHONPATH, default worker options), stores
+exactly the default runner's forecasts: every value and version bit for bit (only ``run_id`` and
+``created_at`` differ). A worker that cannot import the project fails the run within a minute in
+one line; a SIGTERM ends a run within seconds, leaving no process, lease or partial file."""
 
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
+import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 import pytest
+from distributed import Client
 
 import flows.scale_out
 from flows.backfill import backfill
+from flows.scale_out import ClusterUnavailable
 from storage import Store
 from tests.prefect_stack import BIN, free_port, stop
 from tests.synthetic import synthetic_clean
+from tests.test_crash_anywhere import check_every_file
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,36 +90,35 @@ def test_backfill_on_a_local_cluster_stores_the_default_runners_forecasts(tmp_pa
     assert len(forecast_task_runs()) - before == 12
 
 
-@pytest.fixture
-def dask_cluster(tmp_path: Path):
-    """``dask scheduler`` and two ``dask worker`` processes (one thread each) on 127.0.0.1, with
-    this checkout on their PYTHONPATH as a cluster's image would have the project installed."""
+def start_dask(tmp_path: Path, name: str, args: list[str], python: Path | None = None, cwd: Path = REPO) -> subprocess.Popen:
+    """``dask ARGS`` as a user starts it: the environment's own ``dask`` command (or ``python -m
+    dask`` of another environment) in ``cwd``, no PYTHONPATH."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    command = [str(python), "-m", "dask"] if python else [str(BIN / "dask")]
+    log = (tmp_path / "dask-logs")
+    log.mkdir(exist_ok=True)
+    return subprocess.Popen(
+        [*command, *args], env=env, cwd=cwd, start_new_session=True,
+        stdout=(log / f"{name}.log").open("w"), stderr=subprocess.STDOUT,
+    )
+
+
+@contextmanager
+def dask_cluster_of(tmp_path: Path, workers: int, **worker_options) -> Iterator[str]:
+    """``dask scheduler`` on 127.0.0.1 and ``dask worker ADDRESS --nworkers N --nthreads 1``:
+    the project's environment, the checkout as working directory, Dask's default worker options."""
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    logs = tmp_path / "dask-logs"
-    logs.mkdir()
-    common = dict(env=env, cwd=tmp_path, start_new_session=True, stderr=subprocess.STDOUT)
-    processes = [
-        subprocess.Popen(
-            [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-            stdout=(logs / "scheduler.log").open("w"), **common,
-        )
-    ]
-    for number in range(2):
-        processes.append(subprocess.Popen(
-            [str(BIN / "dask"), "worker", address, "--host", "127.0.0.1", "--nworkers", "1", "--nthreads", "1",
-             "--no-dashboard", "--name", f"w{number}", "--local-directory", str(tmp_path / f"w{number}")],
-            stdout=(logs / f"worker{number}.log").open("w"), **common,
-        ))  # fmt: skip
-    from distributed import Client
-
+    processes = [start_dask(tmp_path, "scheduler", ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"])]
+    processes.append(start_dask(
+        tmp_path, "worker", ["worker", address, "--nworkers", str(workers), "--nthreads", "1"], **worker_options
+    ))  # fmt: skip
     try:
         with Client(address, timeout=60) as client:
-            client.wait_for_workers(2, timeout=60)
+            client.wait_for_workers(workers, timeout=120)
         yield address
-    except Exception:
-        for log in sorted(logs.iterdir()):
+    except BaseException:
+        for log in sorted((tmp_path / "dask-logs").iterdir()):
             print(log.name, log.read_text()[-3000:])
         raise
     finally:
@@ -116,19 +126,124 @@ def dask_cluster(tmp_path: Path):
             stop(process)
 
 
+@pytest.fixture
+def dask_cluster(tmp_path: Path) -> Iterator[str]:
+    with dask_cluster_of(tmp_path, workers=2) as address:
+        yield address
+
+
+def where_workers_import_the_project(address: str) -> dict[str, tuple[str, bool]]:
+    """Each worker's ``storage`` package file, and whether its first ``sys.path`` entry (its local
+    directory) holds Dask's spill folder ``storage``, the folder that used to shadow the package."""
+
+    def look() -> tuple[str, bool]:
+        import os
+        import sys
+
+        import storage
+
+        return str(getattr(storage, "__file__", None)), os.path.isdir(os.path.join(sys.path[0], "storage"))
+
+    with Client(address, timeout=30) as client:
+        return client.run(look)
+
+
 @pytest.mark.e2e
 @pytest.mark.usefixtures("prefect_harness")
 def test_backfill_on_a_separate_scheduler_and_workers_via_dask_address(tmp_path: Path, default_run, dask_cluster: str):
+    # The workers run as `make venv` leaves them, from the checkout, no PYTHONPATH: they import
+    # the project's `storage` package from the checkout although their local directory, first on
+    # sys.path, holds Dask's spill folder of the same name (pyproject.toml, [tool.setuptools]).
+    found = where_workers_import_the_project(dask_cluster)
+    assert len(found) == 2 and all(
+        file == str(REPO / "storage" / "__init__.py") and shadow for file, shadow in found.values()
+    ), found
     started = time.monotonic()
     dask_run = run_backfill(tmp_path / "storage", {"RIDERSHIP_DASK_ADDRESS": dask_cluster})
     assert_same_forecasts(dask_run, default_run)
-    from distributed import Client
-
     with Client(dask_cluster, timeout=30) as client:
         # Both worker processes fitted SARIMA (imported the model) and the cluster kept running.
         fitted = client.run(lambda: __import__("sys").modules.get("tasks.core.models.sarima") is not None)
         assert list(fitted.values()) == [True, True], fitted
     assert time.monotonic() - started < 300
+
+
+def cli_backfill(storage: Path, api: str, address: str, start: str, end: str, **popen) -> subprocess.Popen:
+    Store.open(str(storage)).ridership.write_clean(synthetic_clean())
+    env = {
+        **os.environ, "PREFECT_API_URL": api, "RIDERSHIP_STORAGE": str(storage), "RIDERSHIP_DASK_ADDRESS": address,
+        "RIDERSHIP_RNN_MODELS": "", "RIDERSHIP_ENSEMBLE_MEMBERS": "",
+    }
+    return subprocess.Popen(
+        [str(BIN / "ridership"), "backfill", "--start", start, "--end", end, "--models", "naive,sarima", "--series", "rail,bus"],
+        env=env, text=True, **popen,
+    )
+
+
+def bare_environment(tmp_path: Path) -> Path:
+    """A Python environment with the project's dependencies (Dask, Prefect) but not the project:
+    a virtual environment whose .pth names this process's import folders as plain paths, less
+    those holding the project (the .pth files in them, the editable install's among them, are
+    not read)."""
+    folder = tmp_path / "bare-env"
+    subprocess.run([sys._base_executable, "-m", "venv", "--without-pip", str(folder)], check=True)
+    (site,) = folder.glob("lib/python*/site-packages")
+    folders = [p for p in sys.path if p and Path(p).is_dir() and not (Path(p) / "storage" / "__init__.py").exists()]
+    (site / "project-dependencies.pth").write_text("".join(f"{p}\n" for p in folders))
+    return folder / "bin" / "python"
+
+
+@pytest.mark.e2e
+def test_a_worker_that_cannot_import_the_project_fails_the_run_in_one_line(tmp_path: Path, prefect_api_url: str):
+    python = bare_environment(tmp_path)
+    with dask_cluster_of(tmp_path, workers=1, python=python, cwd=tmp_path) as address:
+        started = time.monotonic()
+        run = cli_backfill(tmp_path / "storage", prefect_api_url, address, str(START), str(END), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = run.communicate(timeout=120)
+        elapsed = time.monotonic() - started
+    print(f"failed after {elapsed:.1f} s:", err.strip().splitlines()[-1:])
+    assert run.returncode == ClusterUnavailable.exit_code, err[-3000:]
+    assert "Traceback" not in out + err, err[-3000:]
+    lines = [line for line in err.splitlines() if line.startswith("ridership backfill:")]
+    assert len(lines) == 1, err[-3000:]
+    assert re.fullmatch(
+        r"ridership backfill: unavailable: Dask worker tcp://127\.0\.0\.1:\d+ cannot import the project: "
+        r"ModuleNotFoundError: No module named '(tasks|storage|prefect)'", lines[0]
+    ), lines[0]
+    assert elapsed < 60
+    assert not (tmp_path / "storage" / "forecasts").exists()  # nothing was submitted
+
+
+@pytest.mark.e2e
+def test_sigterm_ends_a_run_within_seconds_leaving_nothing_behind(tmp_path: Path, prefect_api_url: str, dask_cluster: str):
+    storage = tmp_path / "storage"
+    err_path = tmp_path / "stderr.txt"
+    with err_path.open("w") as err_file:
+        # 92 run dates: the units are still running when the signal comes.
+        run = cli_backfill(storage, prefect_api_url, dask_cluster, "2019-03-01", "2019-05-31", stdout=subprocess.DEVNULL, stderr=err_file)
+        deadline = time.monotonic() + 180
+        while "cutoffs_to_run" not in err_path.read_text() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)  # units submitted, some running
+        assert run.poll() is None, err_path.read_text()[-3000:]
+        import psutil
+
+        descendants = psutil.Process(run.pid).children(recursive=True)
+        signalled = time.monotonic()
+        run.send_signal(signal.SIGTERM)  # what `kill`, Kubernetes and a Prefect cancellation send
+        run.wait(timeout=60)
+        elapsed = time.monotonic() - signalled
+    err = err_path.read_text()
+    print(f"exited {elapsed:.1f} s after SIGTERM")
+    assert run.returncode == 143, err[-3000:]
+    assert elapsed < 15, err[-3000:]
+    assert err.rstrip().splitlines()[-1].startswith("ridership backfill: terminated: stopped by SIGTERM"), err[-3000:]
+    assert not [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    store = Store.open(str(storage))
+    assert not list((storage / "locks").glob("*.lock"))  # leases released
+    check_every_file(store, (storage / "clean" / "ridership.parquet").read_bytes())
+    with Client(dask_cluster, timeout=30) as client:  # the cluster is unharmed
+        assert len(client.nthreads()) == 2
 
 
 @pytest.mark.parametrize(
@@ -166,3 +281,59 @@ def test_work_units_split_each_series_evenly():
     assert [(uid, len(chunk)) for uid, chunk in units] == [("rail", 23)] * 4 + [("bus", 23)] * 4
     assert [c for uid, chunk in units if uid == "bus" for c in chunk] == cutoffs
     assert flows.scale_out.work_units(["rail"], []) == []
+
+
+class FakeClient:
+    """What ``WorkerCheck`` asks of a distributed client: the workers, and ``run``."""
+
+    def __init__(self, workers: dict[str, str | None]) -> None:
+        self.scheduler = type("Scheduler", (), {"address": "tcp://10.0.0.5:8786"})()
+        self.workers = workers  # address -> what the import check answers there
+        self.ran: list[list[str]] = []
+
+    def wait_for_workers(self, n_workers: int, timeout: float) -> None:
+        if len(self.workers) < n_workers:
+            raise TimeoutError
+
+    def nthreads(self) -> dict[str, int]:
+        return {worker: 1 for worker in self.workers}
+
+    def run(self, function, workers: list[str], on_error: str) -> dict[str, str | None]:
+        assert on_error == "return" and function() is None  # the check itself imports the project here
+        self.ran.append(workers)
+        return {worker: self.workers[worker] for worker in workers}
+
+
+def test_worker_check_names_the_worker_that_cannot_import_the_project():
+    client = FakeClient({"tcp://a:1": None, "tcp://b:2": "ImportError: cannot import name 'Store' from 'storage' (unknown location)"})
+    with pytest.raises(ClusterUnavailable) as raised:
+        flows.scale_out.WorkerCheck(client).start()
+    assert str(raised.value) == (
+        "Dask worker tcp://b:2 cannot import the project: "
+        "ImportError: cannot import name 'Store' from 'storage' (unknown location)"
+    )
+
+
+def test_worker_check_checks_each_worker_once_and_those_joining_later():
+    client = FakeClient({"tcp://a:1": None})
+    check = flows.scale_out.WorkerCheck(client)
+    check.start()
+    check.check()
+    client.workers["tcp://c:3"] = "ModuleNotFoundError: No module named 'prefect'"
+    with pytest.raises(ClusterUnavailable, match=r"^Dask worker tcp://c:3 cannot import the project: ModuleNotFoundError"):
+        check.check()
+    assert client.ran == [["tcp://a:1"], ["tcp://c:3"]]
+
+
+def test_worker_check_fails_when_no_worker_is_left(monkeypatch):
+    with pytest.raises(ClusterUnavailable, match="no Dask worker joined the scheduler at tcp://10.0.0.5:8786 within 30 s"):
+        flows.scale_out.WorkerCheck(FakeClient({})).start()
+    client = FakeClient({"tcp://a:1": None})
+    check = flows.scale_out.WorkerCheck(client)
+    check.start()
+    client.workers.clear()  # every worker left (a worker that cannot deserialize a task leaves)
+    monkeypatch.setattr(flows.scale_out, "NO_WORKER_WAIT_S", 0.2)
+    check.check()  # not yet: a worker may join
+    time.sleep(0.3)
+    with pytest.raises(ClusterUnavailable, match="every Dask worker left the scheduler at tcp://10.0.0.5:8786 and none joined within 0 s"):
+        check.check()
