@@ -17,6 +17,7 @@ from flows.series import choose_series, load_required_history
 from flows.settings import Settings
 from schemas.errors import InvalidInput
 from storage import Store
+from tasks.core.evaluation.scoring import TARGET_SCOPES, scored_targets
 from tasks.core.models.catalog import ModelName, SeriesName
 from tasks.evaluate import ReportOutcome
 from tasks.ingest import remove_interrupted_writes
@@ -34,6 +35,7 @@ class BacktestSummary:
     progress: ForecastProgress
     report: ReportOutcome
     forecasts_path: str
+    scored: str  # which targets the leaderboard scores, in words
 
 
 def backtest_cutoffs(start: date, end: date, every: int) -> pd.DatetimeIndex:
@@ -56,7 +58,9 @@ def backtest(
     """Rolling-origin evaluation: forecast from every ``every``-th cutoff of ``start``..``end``
     with each model at its production cadence (statistical models refitted at every cutoff, RNNs
     retrained weekly with the champion as of each cutoff, the ensemble from its members), then
-    score against the actuals and rank the models. Resumable: stored cutoffs are skipped.
+    score against the actuals and rank the models on every target of every cutoff (``start + 1``
+    .. ``end + horizon``, up to the last actual: :func:`tasks.core.evaluation.scoring.scored_targets`,
+    scope ``all``). Resumable: stored cutoffs are skipped.
 
     Args:
         name: the backtest's folder under <storage>/backtests/ (letters, digits, '.', '_', '-');
@@ -85,10 +89,9 @@ def backtest(
         raise InvalidInput(f"the first cutoff {start} leaves nothing to score: the data ends {history.index.max().date()}")
     window = training_window(settings, None, None)
     progress = forecast_cutoffs(store, history, settings, chosen_models, chosen_series, cutoffs, window, overwrite)
-    first_target = cutoffs[0] + pd.Timedelta(days=1)
-    last_target = min(cutoffs[-1] + pd.Timedelta(days=settings.horizon), history.index.max())
+    targets = scored_targets(cutoffs[0], cutoffs[-1], settings.horizon, history.index.max(), "all")
     report = score_and_report(
-        store, settings, run_date=pd.Timestamp(end), eval_date=last_target, target_range=(first_target, last_target),
+        store, settings, run_date=pd.Timestamp(end), eval_date=targets.end, target_range=(targets.start, targets.end),
         data_note=" ".join(
             n for n in (f"backtest {name}: {len(cutoffs)} cutoffs {start}..{end} every {every} day(s).", progress.note()) if n
         ),
@@ -97,4 +100,5 @@ def backtest(
     return BacktestSummary(
         name=name, cutoffs=[str(c.date()) for c in cutoffs], models=chosen_models, series=chosen_series,
         progress=progress, report=report, forecasts_path=store.forecasts.path,
+        scored=f"targets {targets.start.date()}..{targets.end.date()}: {TARGET_SCOPES['all']}",
     )

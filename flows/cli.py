@@ -67,6 +67,7 @@ def _backfill(args: argparse.Namespace) -> int:
         print(f"  data lags: {len(progress.lagging)} cutoff(s) after the last clean date were not forecast")
     _print_fallbacks(progress)
     print(f"forecasts: {summary.forecasts_path}")
+    print(f"scored:    {summary.scored}")
     _print_report(summary.report)
     return 0
 
@@ -88,6 +89,7 @@ def _backtest(args: argparse.Namespace) -> int:
         name=name, start=start, end=end, every=args.every, models=args.models, series=args.series, overwrite=args.overwrite
     )
     print(f"backtest {summary.name}: {len(summary.cutoffs)} cutoffs {summary.cutoffs[0]} .. {summary.cutoffs[-1]}, series {','.join(summary.series)}")
+    print(f"scored on {summary.scored}")
     print(f"{'series':<7}{'model':<15}{'MAE h1':>10}{'MAE h1-14':>11}{'MAPE':>7}{'bias':>9}{'cov80':>7}{'cov95':>7}")
     for row in summary.report.leaderboard:
         print(

@@ -10,7 +10,8 @@ import pytest
 
 from flows.backtest import backtest
 from storage import Store
-from tests.synthetic import synthetic_clean
+from tests.synthetic import as_raw_csv, synthetic_clean
+from tests.test_backfill_flow import assert_same_scores, score_forecasts_script
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -26,7 +27,7 @@ def store(storage_root: str, monkeypatch) -> Store:
     return main
 
 
-def test_backtest_stores_apart_ranks_models_and_resumes(store: Store):
+def test_backtest_stores_apart_ranks_models_and_resumes(store: Store, tmp_path):
     models = ["naive", "sarima", "ensemble"]
     summary = backtest(name="spring", start=date(2019, 3, 1), end=date(2019, 3, 20), every=3, models=models, series=["rail", "bus"])
     expected = set(pd.date_range("2019-03-01", "2019-03-19", freq="3D"))
@@ -45,6 +46,13 @@ def test_backtest_stores_apart_ranks_models_and_resumes(store: Store):
     assert set(board["model"]) == {"naive", "sarima", "ensemble"} and set(board["unique_id"]) == {"rail", "bus"}
     assert board["mae_all"].gt(0).all() and board["count_all"].gt(0).all()
     assert "report.md" in store.backtest("spring").reports.files(pd.Timestamp("2019-03-20"))
+    # Every target of every cutoff (2019-03-02 .. 03-19 + 14), as bench/score_forecasts.py scores by default.
+    assert summary.scored.startswith("targets 2019-03-02..2019-04-02: every target of every cutoff")
+    (tmp_path / "raw.csv").write_text(as_raw_csv(synthetic_clean()))
+    script = score_forecasts_script()
+    window, table = script.score(stored, script.read_actuals(tmp_path / "raw.csv"))
+    assert (window.start, window.end) == (pd.Timestamp("2019-03-02"), pd.Timestamp("2019-04-02"))
+    assert_same_scores(board, table)
 
     again = backtest(name="spring", start=date(2019, 3, 1), end=date(2019, 3, 20), every=3, models=models, series=["rail", "bus"])
     assert again.progress.stored == {"naive": 0, "sarima": 0, "ensemble": 0}
