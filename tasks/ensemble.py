@@ -16,10 +16,11 @@ from tasks.core.evaluation.scoring import actuals_long
 @task(cache_policy=NO_CACHE)
 def forecast_ensemble(
     store: Store, history: pd.DataFrame, spec: EnsembleSpec, series: Sequence[str],
-    cutoffs: Sequence[pd.Timestamp], horizon: int,
+    cutoffs: Sequence[pd.Timestamp], horizon: int, publication_lag: int = 0,
 ) -> pd.DataFrame:
-    """Read the members' stored forecasts the cutoffs may use, combine them."""
-    first = min(cutoffs) - pd.Timedelta(days=spec.lookback_days + horizon)
+    """Read the members' stored forecasts the cutoffs may use, combine them (weights from the
+    actuals published by each cutoff: up to ``publication_lag`` days before it)."""
+    first = min(cutoffs) - pd.Timedelta(days=publication_lag + spec.lookback_days + horizon)
     stored = store.forecasts.read(start=first, end=max(cutoffs), models=list(spec.members), series=list(series))
     clean = history.reset_index().rename(columns={"ds": "service_date"})
-    return ensemble_forecasts(spec, stored, actuals_long(clean, list(series)), list(series), list(cutoffs))
+    return ensemble_forecasts(spec, stored, actuals_long(clean, list(series)), list(series), list(cutoffs), publication_lag)

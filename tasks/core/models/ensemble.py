@@ -4,7 +4,9 @@ Inputs are forecast-contract rows, so the ensemble needs nothing but what its me
 
 * the members' forecasts **at the cutoff** being combined (never from a later cutoff), and
 * for weights, the members' earlier forecasts whose targets had matured by the cutoff
-  (``ds <= cutoff``), scored against actuals up to the cutoff: no leakage.
+  (``ds <= cutoff``), scored against actuals up to the cutoff: no leakage. With a publication lag
+  of N days (a backtest's ``--publication-lag``) the actuals are known up to ``cutoff - N`` only,
+  and that is where matured targets end.
 
 Methods: ``mean``, ``median`` and ``inverse_mae`` (weights ∝ 1 / a member's trailing MAE over the
 last ``lookback_days`` days of matured targets, all horizons pooled; equal weights while a member
@@ -54,19 +56,22 @@ class EnsembleSpec:
 
 
 def member_weights(
-    spec: EnsembleSpec, past: pd.DataFrame, actuals: pd.DataFrame, unique_id: str, cutoff: pd.Timestamp
+    spec: EnsembleSpec, past: pd.DataFrame, actuals: pd.DataFrame, unique_id: str, cutoff: pd.Timestamp,
+    publication_lag: int = 0,
 ) -> dict[str, float]:
     """Weights of the members for one series at one cutoff, summing to 1.
 
     ``past``: members' stored forecasts from earlier cutoffs (contract rows); only targets in
-    ``(cutoff - lookback_days, cutoff]`` count. ``actuals``: long rows ``unique_id, ds, y``.
+    ``(known - lookback_days, known]`` count, ``known`` = the cutoff less ``publication_lag`` days
+    (the last actual published by then). ``actuals``: long rows ``unique_id, ds, y``.
     """
     equal = {m: 1.0 / len(spec.members) for m in spec.members}
     if spec.method != "inverse_mae":
         return equal
-    first = cutoff - pd.Timedelta(days=spec.lookback_days)
-    rows = past[(past["unique_id"] == unique_id) & (past["ds"] > first) & (past["ds"] <= cutoff) & (past["cutoff"] < cutoff)]
-    scored = rows.merge(actuals, on=["unique_id", "ds"], how="inner")
+    known = cutoff - pd.Timedelta(days=publication_lag)
+    first = known - pd.Timedelta(days=spec.lookback_days)
+    rows = past[(past["unique_id"] == unique_id) & (past["ds"] > first) & (past["ds"] <= known) & (past["cutoff"] < cutoff)]
+    scored = rows.merge(actuals[actuals["ds"] <= known], on=["unique_id", "ds"], how="inner")
     errors = (scored["y_hat"] - scored["y"]).abs().groupby(scored["model"]).agg(["mean", "size"])
     if any(m not in errors.index or errors.loc[m, "size"] < spec.min_scored for m in spec.members):
         return equal
@@ -117,17 +122,18 @@ def combine_at_cutoff(
 
 
 def ensemble_forecasts(
-    spec: EnsembleSpec, stored: pd.DataFrame, actuals: pd.DataFrame, series: Sequence[str], cutoffs: Sequence[pd.Timestamp]
+    spec: EnsembleSpec, stored: pd.DataFrame, actuals: pd.DataFrame, series: Sequence[str], cutoffs: Sequence[pd.Timestamp],
+    publication_lag: int = 0,
 ) -> pd.DataFrame:
     """The ensemble for every series × cutoff. ``stored``: the members' contract rows with cutoffs
     from ``lookback_days + max h`` days before the first cutoff up to the last; ``actuals``: long
-    ``unique_id, ds, y`` (only values up to each cutoff are used)."""
+    ``unique_id, ds, y`` (only values up to each cutoff less ``publication_lag`` days are used)."""
     members = stored[stored["model"].isin(spec.members)]
     parts = []
     for cutoff in sorted(pd.Timestamp(c) for c in cutoffs):
-        known = actuals[actuals["ds"] <= cutoff]
+        known = actuals[actuals["ds"] <= cutoff - pd.Timedelta(days=publication_lag)]
         for unique_id in series:
-            weights = member_weights(spec, members, known, unique_id, cutoff)
+            weights = member_weights(spec, members, known, unique_id, cutoff, publication_lag)
             parts.append(combine_at_cutoff(spec, members, weights, unique_id, cutoff))
     parts = [p for p in parts if not p.empty]
     if not parts:
