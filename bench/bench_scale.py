@@ -11,7 +11,7 @@ pool workers, Dask scheduler and workers; the Prefect server is left out) and th
     the flow writing, as the default runner does; (write) one Dask unit per (series, chunk) that
     fits and writes its own files, as ``RIDERSHIP_TASK_RUNNER=dask`` does; (return) the same units
     returning their forecasts for the flow to write. (write) vs (return) is the measurement behind
-    the choice that workers write (README, "Scale-out on Dask").
+    the choice that workers write (docs/scale-out.md).
 
 (C) an RNN backfill through the ``backfill`` flow: ``--rnn-weeks`` weekly retrains (run dates from
     Monday 2019-03-04) of ``--rnn-models`` x bus, rail, trained (serial) one after the other in

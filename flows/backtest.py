@@ -23,8 +23,12 @@ from tasks.core.models.catalog import ModelName, SeriesName, is_rnn
 from tasks.evaluate import ReportOutcome
 from tasks.ingest import remove_interrupted_writes
 
-STANDARD_PERIODS = {"2019": (date(2019, 3, 1), date(2019, 12, 31)), "2021": (date(2021, 3, 1), date(2021, 11, 30))}
-"""The documented periods: a normal year, and the recovery."""
+STANDARD_PERIODS = {
+    "2019": (date(2019, 3, 1), date(2019, 12, 31)),
+    "2020": (date(2020, 2, 1), date(2020, 7, 31)),
+    "2021": (date(2021, 3, 1), date(2021, 11, 30)),
+}
+"""The documented periods: a normal year, the March 2020 shock, and the recovery."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,8 @@ def backtest(
         name: the backtest's folder under <storage>/backtests/ (letters, digits, '.', '_', '-');
             running the same name again resumes it.
         start: first cutoff (last day of data of the first forecast), YYYY-MM-DD. Documented
-            periods: 2019-03-01..2019-12-31 (a normal year), 2021-03-01..2021-11-30 (the recovery).
+            periods: 2019-03-01..2019-12-31 (a normal year), 2020-02-01..2020-07-31 (the shock),
+            2021-03-01..2021-11-30 (the recovery).
         end: last cutoff, YYYY-MM-DD (inclusive).
         every: days between cutoffs (default 3).
         models: models to compare. Default (empty): the production set, as a backfill's: naive,

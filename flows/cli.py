@@ -159,6 +159,8 @@ def _nightly(args: argparse.Namespace) -> int:
 def _print_nightly_summary(summary) -> None:
     print(f"nightly run {summary.run_date}: cutoff {summary.cutoff}" + (f" (data lags {summary.lag_days} day(s))" if summary.lag_days else ""))
     print(f"  data: {summary.data_used}")
+    for line in summary.regime_alerts:
+        print(f"  ALERT regime change: {line}")
     if summary.retrained:
         print(f"  retrained: {', '.join(summary.retrained)}")
     for model, count in summary.progress.stored.items():
@@ -206,7 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     backtest = commands.add_parser("backtest", help="rolling-origin evaluation of models, stored apart from production")
     period = backtest.add_mutually_exclusive_group()
-    period.add_argument("--period", choices=["2019", "2021"], help="a documented period: 2019 = 2019-03-01..12-31, 2021 = 2021-03-01..11-30")
+    period.add_argument(
+        "--period", choices=["2019", "2020", "2021"],
+        help="a documented period: 2019 = 2019-03-01..12-31, 2020 = 2020-02-01..07-31 (the shock), 2021 = 2021-03-01..11-30",
+    )
     period.add_argument("--start", type=_iso_date, help="first cutoff (YYYY-MM-DD)")
     backtest.add_argument("--end", type=_iso_date, help="last cutoff (YYYY-MM-DD)")
     backtest.add_argument("--every", type=int, default=3, help="days between cutoffs (default: 3)")

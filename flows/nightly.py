@@ -22,6 +22,7 @@ from tasks.core.models.catalog import is_rnn
 from tasks.evaluate import ReportOutcome
 from tasks.ingest import IngestSummary
 from tasks.forecast import load_history
+from tasks.regimes import detect_regimes
 
 SERVICE_TIMEZONE = ZoneInfo("America/Chicago")
 
@@ -34,6 +35,7 @@ class NightlySummary:
     ingest_error: str | None
     data_used: str
     retrained: list[str]
+    regime_alerts: list[str]
     progress: ForecastProgress
     report: ReportOutcome
     forecasts_path: str
@@ -96,6 +98,9 @@ def nightly(run_date: date | None = None) -> NightlySummary:
         logger.warning(lag_note)
         notes.append(lag_note)
 
+    alerts = detect_regimes(store, history, series, cutoff)
+    notes.extend(f"Regime change: {line}." for line in alerts)
+
     models = default_models(settings)
     retrained: list[str] = []
     rnn_models = [m for m in models if is_rnn(m)]
@@ -114,7 +119,7 @@ def nightly(run_date: date | None = None) -> NightlySummary:
     )
     summary = NightlySummary(
         run_date=str(day), cutoff=str(cutoff.date()), lag_days=lag_days, ingest_error=ingest_error,
-        data_used=data_used, retrained=retrained, progress=progress, report=report,
+        data_used=data_used, retrained=retrained, regime_alerts=alerts, progress=progress, report=report,
         forecasts_path=store.forecasts.path,
     )
     if ingest_error:

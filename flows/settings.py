@@ -59,11 +59,11 @@ class Settings:
     storage: str = field(default_factory=lambda: str(_project_dir() / "var" / "storage"))
     series: tuple[str, ...] = ("bus", "rail")
     horizon: int = 14
-    # Rolling 182 days, chosen by a backtest (README); an expanding window from
+    # Rolling 182 days, chosen by a backtest (docs/models-and-accuracy.md); an expanding window from
     # RIDERSHIP_SARIMA_TRAIN_START is used when RIDERSHIP_SARIMA_TRAIN_DAYS is set to 0.
     sarima_train_start: str = "2018-01-01"
     sarima_train_days: int | None = 182
-    # Backtest (README "Accuracy"): both RNNs trail ridge by a third; multitask_rnn trains in a
+    # Backtest (docs/models-and-accuracy.md): both RNNs trail ridge by a third; multitask_rnn trains in a
     # third of seq2seq's time for the same accuracy, so it alone stays the weekly RNN.
     statistical_models: tuple[str, ...] = STATISTICAL_MODELS
     rnn_models: tuple[str, ...] = ("multitask_rnn",)
@@ -76,7 +76,7 @@ class Settings:
     # order: the serial run's registry and forecasts); 0 or 1: one after the other in the flow.
     rnn_parallel: int = 0
     # Train each weekly challenger from the weights of the champion as of its cutoff (measured in
-    # the README, "Parallel RNN retrains"; off: from the seeded initialisation). A chain: each
+    # docs/scale-out.md, "Parallel RNN retrains"; off: from the seeded initialisation). A chain: each
     # training waits for the previous promotion vote, so it cannot go with rnn_parallel.
     rnn_warm_start: bool = False
     ensemble_members: tuple[str, ...] = ("ridge", "sarimax_log")

@@ -14,6 +14,7 @@ from schemas.errors import InvalidInput
 from storage.forecasts import ForecastStore, MetricsStore
 from storage.fs import Root
 from storage.locks import Lease, LockPolicy, StorageLocks
+from storage.regimes import RegimeStore
 from storage.reports import ReportStore
 from storage.ridership import RidershipStore
 
@@ -83,6 +84,10 @@ class Store:
     @property
     def reports(self) -> ReportStore:
         return ReportStore(self.root)
+
+    @property
+    def regimes(self) -> RegimeStore:
+        return RegimeStore(self.root)
 
     @property
     def registry(self):

@@ -9,7 +9,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from storage import Store
-from tasks.core.models.ensemble import EnsembleSpec, ensemble_forecasts
+from tasks.core.features.level_shifts import series_breaks
+from tasks.core.models.ensemble import EnsembleSpec, ensemble_forecasts, regime_members
 from tasks.core.evaluation.scoring import actuals_long
 
 
@@ -18,9 +19,12 @@ def forecast_ensemble(
     store: Store, history: pd.DataFrame, spec: EnsembleSpec, series: Sequence[str],
     cutoffs: Sequence[pd.Timestamp], horizon: int, publication_lag: int = 0,
 ) -> pd.DataFrame:
-    """Read the members' stored forecasts the cutoffs may use, combine them (weights from the
-    actuals published by each cutoff: up to ``publication_lag`` days before it)."""
+    """Read the members' (and last-resort models') stored forecasts the cutoffs may use, detect
+    the series' level shifts in the data up to the last cutoff, combine (weights and breaks from
+    the actuals published by each cutoff: up to ``publication_lag`` days before it)."""
     first = min(cutoffs) - pd.Timedelta(days=publication_lag + spec.lookback_days + horizon)
-    stored = store.forecasts.read(start=first, end=max(cutoffs), models=list(spec.members), series=list(series))
+    stored = store.forecasts.read(start=first, end=max(cutoffs), models=list(regime_members(spec)), series=list(series))
     clean = history.reset_index().rename(columns={"ds": "service_date"})
-    return ensemble_forecasts(spec, stored, actuals_long(clean, list(series)), list(series), list(cutoffs), publication_lag)
+    visible = history.loc[: max(cutoffs)]
+    breaks = series_breaks(visible, [s for s in series if s in visible.columns])
+    return ensemble_forecasts(spec, stored, actuals_long(clean, list(series)), list(series), list(cutoffs), breaks, publication_lag)

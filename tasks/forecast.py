@@ -114,7 +114,7 @@ def forecast_unit(
     """One work unit of a Dask worker: one series over a chunk of cutoffs, fitted one after the
     other in this worker (no process pool inside a worker). It reads the clean store up to
     ``as_of`` (the last date of the history the flow saw) and writes its forecast files itself,
-    so only a few bytes travel back to the flow (README, "Scale-out on Dask": measured)."""
+    so only a few bytes travel back to the flow (docs/scale-out.md: measured)."""
     history = history_from_series(store.ridership.read_series([unique_id])).loc[:as_of]
     forecasts = _walk_forward(history, model, [unique_id], cutoffs, horizon, window, 1, sarima, publication_lag)
     return UnitOutcome(rows=_store_forecasts(store, forecasts, run_id), fallbacks=fallbacks(forecasts))

@@ -89,7 +89,7 @@ def retrain(
     ``improved_recipe``: standardised series and Adam instead of the book's recipe.
     ``pretrained``: that challenger, already trained (``pretrain_challengers``): only the
     promotion vote, the save and the pointer remain, exactly as after training here.
-    ``warm_start``: train from the weights of the champion as of ``cutoff`` (README: measured,
+    ``warm_start``: train from the weights of the champion as of ``cutoff`` (docs/scale-out.md: measured,
     not the default).
     A training that raises, or whose validation MAE or forecast is not finite, saves nothing:
     the failure is recorded in the registry and the outcome says so (promoted False)."""

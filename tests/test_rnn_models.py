@@ -111,20 +111,39 @@ def test_a_rerun_with_the_same_seed_gives_identical_forecasts_and_version(archit
 
 @pytest.mark.parametrize("architecture", ["mulvar_rnn", "multitask_rnn", "seq2seq"])
 def test_forecast_at_a_cutoff_ignores_data_after_it(architecture):
+    """Every run is handed the whole 180 days, 30 of them after the cutoff and perturbed in one:
+    only the cuts of the walk-forward engine (``visible_history``, used by the retrain's
+    ``train_checked``, by ``forecast_at`` and by ``historical_forecasts``) stand between the
+    model and those days, so a model or a cut that reads past the cutoff changes the result."""
+    from tasks.core.models.rnn.challengers import train_checked
+    from tasks.core.walk_forward import TrainingWindow, forecast_at, historical_forecasts
+
     full = tiny_history(days=180)
     cutoff = full.index[149]
     perturbed = full.copy()
     later = perturbed.index > cutoff
     perturbed.loc[later, ["bus", "rail"]] *= 1.7
     perturbed.loc[later, "day_type"] = "A"  # the day-type column after the cutoff is never read
-
     forecaster = tiny_forecaster(architecture)
-    original = forecaster.fit(full.loc[:cutoff], "rail")
-    changed = forecaster.fit(perturbed.loc[:cutoff], "rail")
-    expected = original.forecast(full.loc[:cutoff], 14).mean
-    np.testing.assert_array_equal(changed.forecast(perturbed.loc[:cutoff], 14).mean, expected)
-    # The same trained model, handed the long frame cut at the cutoff, forecasts the same.
-    np.testing.assert_array_equal(original.forecast(perturbed.loc[:cutoff], 14).mean, expected)
+
+    # The flows' path: the retrain trains at the cutoff, the champion forecasts at the cutoff.
+    original = train_checked(forecaster, full, "rail", cutoff)
+    changed = train_checked(forecaster, perturbed, "rail", cutoff)
+    assert original.failure is None and changed.failure is None, (original.failure, changed.failure)
+    assert original.fitted.card["cutoff"] == changed.fitted.card["cutoff"] == cutoff.date().isoformat()
+    assert changed.fitted.version == original.fitted.version  # the version fingerprints the data used
+    expected = forecast_at(original.fitted, full, cutoff, "rail", 14, architecture)
+    assert expected["model_version"].eq(original.fitted.version).all() and len(expected) == 14
+    pd.testing.assert_frame_equal(forecast_at(changed.fitted, perturbed, cutoff, "rail", 14, architecture), expected, check_exact=True)
+    # The same trained model, handed the long perturbed frame, forecasts the same.
+    pd.testing.assert_frame_equal(forecast_at(original.fitted, perturbed, cutoff, "rail", 14, architecture), expected, check_exact=True)
+
+    # The engine's path (backtests): fit and forecast inside historical_forecasts, on everything
+    # up to the cutoff; a fit that failed would be replaced by the seasonal naive.
+    engine = historical_forecasts(
+        perturbed, forecaster, ["rail"], [cutoff], horizon=14, window=TrainingWindow.expanding(full.index[0])
+    )
+    pd.testing.assert_frame_equal(engine, expected, check_exact=True)
 
 
 def test_evaluation_scores_every_cutoff_of_the_validation_span(history):

@@ -29,13 +29,16 @@ Regressors (all relative to the baseline unless said otherwise):
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
 from tasks.core.features.calendar_flags import calendar_features
+from tasks.core.features.level_shifts import (
+    LevelShift, ShiftedSeries, ShiftRule, confirming_shifts, detect_level_shifts, ordinary_days,
+)
 
 BASELINE_WEEKS = 4
 YEAR = 364  # 52 weeks: the same weekday a year earlier
@@ -90,6 +93,7 @@ class Prepared:
     last_same_kind: np.ndarray
     recent_deviation: dict[int, np.ndarray]
     weekday_level: dict[int, np.ndarray]
+    shifts: ShiftedSeries | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,9 @@ class DirectFeatures:
     fourier_terms: int = 3
     year_over_year: bool = True
     weekday_level: bool = True
+    level_shifts: ShiftRule | None = field(default_factory=ShiftRule)
+    young_regime_weeks: int = 8
+    young_baseline_weeks: int = 1
 
     def spec(self) -> dict[str, Any]:
         return {
@@ -109,10 +116,16 @@ class DirectFeatures:
             "fourier_terms": self.fourier_terms,
             "year_over_year": self.year_over_year,
             "weekday_level": self.weekday_level,
+            "level_shifts": self.level_shifts.spec() if self.level_shifts else None,
+            "young_regime_weeks": self.young_regime_weeks,
+            "young_baseline_weeks": self.young_baseline_weeks,
         }
 
-    def prepare(self, values: np.ndarray, first_day: pd.Timestamp, horizon: int) -> Prepared:
-        """Arrays for ``values`` (one per day from ``first_day``) and ``horizon`` days after."""
+    def prepare(
+        self, values: np.ndarray, first_day: pd.Timestamp, horizon: int, confirmations: Sequence[LevelShift] = ()
+    ) -> Prepared:
+        """Arrays for ``values`` (one per day from ``first_day``) and ``horizon`` days after.
+        ``confirmations``: the system totals' level shifts on the same days (see level_shifts)."""
         n = len(values)
         days = pd.date_range(first_day, periods=n + horizon, freq="D")
         log_values = np.full(n + horizon, np.nan)
@@ -122,6 +135,10 @@ class DirectFeatures:
         flags = all_flags[list(self.flags)].to_numpy() if self.flags else np.zeros((len(days), 0))
         holiday = all_flags["holiday_off_sunday"].to_numpy() > 0
         special = all_flags[list(self.flags) or ["holiday_off_sunday"]].to_numpy().any(axis=1) | holiday
+        shifts = self.young_shifts(log_values[:n], all_flags.iloc[:n], confirmations)
+        if shifts is not None:
+            # The past re-expressed at today's level: baselines re-anchor once a break is detected.
+            log_values[:n] += shifts.offset
         clean = np.where(special, np.nan, log_values)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices are expected
@@ -129,6 +146,16 @@ class DirectFeatures:
                 reference = np.nanmedian(_weekly_lags(clean, 1, BASELINE_WEEKS), axis=0)
                 clean = np.where(np.abs(clean - reference) > self.outlier_threshold, np.nan, clean)
             same_kind_mean = {k: np.nanmean(_weekly_lags(clean, 0, k), axis=0) for k in (2, BASELINE_WEEKS, 8)}
+            latest = shifts.latest() if shifts is not None else None
+            if latest is not None:
+                # While a new level is young it may still be moving (March 2020 fell for five
+                # weeks): baselines come from its latest same-kind days, not four weeks of them.
+                young = slice(latest.start, latest.start + 7 * self.young_regime_weeks)
+                since = clean.copy()
+                since[: latest.start] = np.nan
+                fresh = np.nanmean(_weekly_lags(since, 0, self.young_baseline_weeks), axis=0)
+                for mean in same_kind_mean.values():
+                    mean[young] = np.where(np.isfinite(fresh), fresh, mean)[young]
             last = clean.copy()
             for weeks in range(1, BASELINE_WEEKS):
                 last = np.where(np.isnan(last), _shift(clean, 7 * weeks), last)
@@ -149,7 +176,31 @@ class DirectFeatures:
             last_same_kind=last,
             recent_deviation=recent,
             weekday_level=level,
+            shifts=shifts,
         )
+
+    def confirmations(self, history: pd.DataFrame, unique_id: str) -> tuple[LevelShift, ...]:
+        """The system totals' level shifts in ``history`` (daily, one column per series) that may
+        confirm a shorter run of ``unique_id`` (none when level shifts are off)."""
+        if self.level_shifts is None or not self.young_regime_weeks:
+            return ()
+        return confirming_shifts(history, unique_id, ordinary_days(calendar_features(history.index)), self.level_shifts)
+
+    def young_shifts(
+        self, log_values: np.ndarray, flags: pd.DataFrame, confirmations: Sequence[LevelShift] = ()
+    ) -> ShiftedSeries | None:
+        """The level shifts of the series, when its latest one started less than
+        ``young_regime_weeks`` before its last day; else None. Only a young regime changes the
+        features: once a new level is older than that, the outlier rule has long accepted it
+        and the four-week baselines hold only its days, so the model is the calm-year one (and
+        its calm-year accuracy does not move)."""
+        if self.level_shifts is None or not self.young_regime_weeks:
+            return None
+        shifts = detect_level_shifts(log_values, ordinary_days(flags), self.level_shifts, confirmations)
+        latest = shifts.latest()
+        if latest is None or len(log_values) - 1 - latest.start >= 7 * self.young_regime_weeks:
+            return None
+        return shifts
 
     def design(self, p: Prepared, anchors: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray]:
         """The regressor matrix (one row per anchor) and the baseline for horizon ``h``.

@@ -6,12 +6,12 @@ Inputs are forecast-contract rows, so the ensemble needs nothing but what its me
 * for weights, the members' earlier forecasts whose targets had matured by the cutoff
   (``ds <= cutoff``), scored against actuals up to the cutoff: no leakage. With a publication lag
   of N days (a backtest's ``--publication-lag``) the actuals are known up to ``cutoff - N`` only,
-  and that is where matured targets end.
+  and that is where matured targets end (and where a break must have been detected).
 
 Methods: ``mean``, ``median`` and ``inverse_mae`` (weights ∝ 1 / a member's trailing MAE over the
 last ``lookback_days`` days of matured targets, all horizons pooled; equal weights while a member
 has fewer than ``min_scored`` scored forecasts). The method in production is chosen by the
-backtest (README).
+backtest (docs/models-and-accuracy.md).
 
 Intervals: each bound is the same combination of the members' bounds (for the mean and the
 weights, quantile averaging; for the median, the median bound), over the members that have the
@@ -47,6 +47,13 @@ class EnsembleSpec:
     method: Method = "inverse_mae"
     lookback_days: int = 56
     min_scored: int = 28
+    # After a level shift (a break) of the series, while the new regime is young:
+    regime_days: int = 56
+    regime_lookback_days: int = 14
+    regime_min_scored: int = 3
+    regime_power: float = 1.0
+    last_resort: tuple[str, ...] = ("naive",)
+    re_anchoring: tuple[str, ...] = ("ridge",)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -55,27 +62,80 @@ class EnsembleSpec:
             raise ValueError("an ensemble needs at least one member")
 
 
+@dataclass(frozen=True)
+class Break:
+    """A series' level shift as the ensemble sees it: when the new level started, when it was
+    detected (only forecasts made from then on knew of it)."""
+
+    start: pd.Timestamp
+    detected: pd.Timestamp
+
+
 def member_weights(
     spec: EnsembleSpec, past: pd.DataFrame, actuals: pd.DataFrame, unique_id: str, cutoff: pd.Timestamp,
-    publication_lag: int = 0,
+    latest: Break | None = None, publication_lag: int = 0,
 ) -> dict[str, float]:
     """Weights of the members for one series at one cutoff, summing to 1.
 
     ``past``: members' stored forecasts from earlier cutoffs (contract rows); only targets in
     ``(known - lookback_days, known]`` count, ``known`` = the cutoff less ``publication_lag`` days
-    (the last actual published by then). ``actuals``: long rows ``unique_id, ds, y``.
+    (the last actual published by then). ``actuals``: long rows ``unique_id, ds, y``. ``latest``: the series' latest level shift detected by the cutoff, if any. While that regime
+    is younger than ``regime_days``, the weights come only from forecasts made since the break
+    was detected, of targets in the last ``regime_lookback_days``; the ``last_resort`` members
+    join, and weights are ∝ 1 / MAE ** ``regime_power``. Until ``regime_min_scored`` such
+    forecasts are scored, the ``re_anchoring`` members (those that move to a detected new level
+    by themselves) carry the ensemble: forecasts made before the detection say nothing about who
+    tracks the new level, and the others still forecast the old one.
     """
+    known = cutoff - pd.Timedelta(days=publication_lag)
+    if latest is not None and cutoff - latest.start < pd.Timedelta(days=spec.regime_days):
+        return _regime_weights(spec, past, actuals, unique_id, cutoff, known, latest)
     equal = {m: 1.0 / len(spec.members) for m in spec.members}
     if spec.method != "inverse_mae":
         return equal
-    known = cutoff - pd.Timedelta(days=publication_lag)
     first = known - pd.Timedelta(days=spec.lookback_days)
-    rows = past[(past["unique_id"] == unique_id) & (past["ds"] > first) & (past["ds"] <= known) & (past["cutoff"] < cutoff)]
-    scored = rows.merge(actuals[actuals["ds"] <= known], on=["unique_id", "ds"], how="inner")
-    errors = (scored["y_hat"] - scored["y"]).abs().groupby(scored["model"]).agg(["mean", "size"])
+    errors = _member_errors(past, actuals, unique_id, cutoff, known, first, spec.members)
     if any(m not in errors.index or errors.loc[m, "size"] < spec.min_scored for m in spec.members):
         return equal
-    inverse = {m: 1.0 / max(float(errors.loc[m, "mean"]), 1.0) for m in spec.members}
+    return _inverse(errors, spec.members, 1.0)
+
+
+def regime_members(spec: EnsembleSpec) -> tuple[str, ...]:
+    """Every model the ensemble may combine: its members, then the last-resort ones."""
+    return (*spec.members, *(m for m in spec.last_resort if m not in spec.members))
+
+
+def _regime_weights(
+    spec: EnsembleSpec, past: pd.DataFrame, actuals: pd.DataFrame, unique_id: str, cutoff: pd.Timestamp,
+    known: pd.Timestamp, latest: Break,
+) -> dict[str, float]:
+    candidates = regime_members(spec)
+    first = max(known - pd.Timedelta(days=spec.regime_lookback_days), latest.start - pd.Timedelta(days=1))
+    since_detection = past[past["cutoff"] >= latest.detected]
+    errors = _member_errors(since_detection, actuals, unique_id, cutoff, known, first, candidates)
+    scored = [m for m in candidates if m in errors.index and errors.loc[m, "size"] >= spec.regime_min_scored]
+    if scored:
+        return _inverse(errors, tuple(scored), spec.regime_power)
+    leading = [m for m in spec.members if m in spec.re_anchoring] or list(spec.members)
+    return {m: 1.0 / len(leading) for m in leading}
+
+
+def _member_errors(
+    past: pd.DataFrame, actuals: pd.DataFrame, unique_id: str, cutoff: pd.Timestamp, known: pd.Timestamp,
+    first: pd.Timestamp, members: Sequence[str],
+) -> pd.DataFrame:
+    """Mean absolute error and count per member over targets in ``(first, known]`` of forecasts
+    from cutoffs before ``cutoff``, scored against the actuals published by then (up to ``known``)."""
+    rows = past[
+        (past["unique_id"] == unique_id) & (past["ds"] > first) & (past["ds"] <= known) & (past["cutoff"] < cutoff)
+        & past["model"].isin(members)
+    ]  # fmt: skip
+    scored = rows.merge(actuals[actuals["ds"] <= known], on=["unique_id", "ds"], how="inner")
+    return (scored["y_hat"] - scored["y"]).abs().groupby(scored["model"]).agg(["mean", "size"])
+
+
+def _inverse(errors: pd.DataFrame, members: Sequence[str], power: float) -> dict[str, float]:
+    inverse = {m: 1.0 / max(float(errors.loc[m, "mean"]), 1.0) ** power for m in members}
     total = sum(inverse.values())
     return {m: w / total for m, w in inverse.items()}
 
@@ -87,8 +147,10 @@ def combine_at_cutoff(
 
     Members absent at this cutoff are left out (the weights of the others are renormalised and
     ``model_version`` names only those used); no member at all gives an empty frame."""
-    rows = members[(members["unique_id"] == unique_id) & (members["cutoff"] == cutoff) & members["model"].isin(spec.members)]
-    present = [m for m in spec.members if (rows["model"] == m).any()]
+    # The members, and a last-resort model only where the regime rule gave it a weight.
+    candidates = [m for m in regime_members(spec) if m in spec.members or weights.get(m, 0.0) > 0]
+    rows = members[(members["unique_id"] == unique_id) & (members["cutoff"] == cutoff) & members["model"].isin(candidates)]
+    present = [m for m in candidates if (rows["model"] == m).any()]
     if not present:
         return pd.DataFrame(columns=OUTPUT_COLUMNS)
     by_model = {m: rows[rows["model"] == m].set_index("h").sort_index() for m in present}
@@ -123,19 +185,35 @@ def combine_at_cutoff(
 
 def ensemble_forecasts(
     spec: EnsembleSpec, stored: pd.DataFrame, actuals: pd.DataFrame, series: Sequence[str], cutoffs: Sequence[pd.Timestamp],
-    publication_lag: int = 0,
+    breaks: pd.DataFrame | None = None, publication_lag: int = 0,
 ) -> pd.DataFrame:
-    """The ensemble for every series × cutoff. ``stored``: the members' contract rows with cutoffs
-    from ``lookback_days + max h`` days before the first cutoff up to the last; ``actuals``: long
-    ``unique_id, ds, y`` (only values up to each cutoff less ``publication_lag`` days are used)."""
-    members = stored[stored["model"].isin(spec.members)]
+    """The ensemble for every series × cutoff. ``stored``: the members' (and last-resort models')
+    contract rows with cutoffs from ``lookback_days + max h`` days before the first cutoff up to
+    the last; ``actuals``: long ``unique_id, ds, y`` (only values up to each cutoff less
+    ``publication_lag`` days are used); ``breaks``: level shifts as
+    :func:`tasks.core.features.level_shifts.series_breaks` gives them (``unique_id, start,
+    detected``); only those detected by then count at a cutoff."""
+    members = stored[stored["model"].isin(regime_members(spec))]
     parts = []
     for cutoff in sorted(pd.Timestamp(c) for c in cutoffs):
-        known = actuals[actuals["ds"] <= cutoff - pd.Timedelta(days=publication_lag)]
+        published = cutoff - pd.Timedelta(days=publication_lag)
+        known = actuals[actuals["ds"] <= published]
         for unique_id in series:
-            weights = member_weights(spec, members, known, unique_id, cutoff, publication_lag)
+            latest = latest_break(breaks, unique_id, published)
+            weights = member_weights(spec, members, known, unique_id, cutoff, latest, publication_lag)
             parts.append(combine_at_cutoff(spec, members, weights, unique_id, cutoff))
     parts = [p for p in parts if not p.empty]
     if not parts:
         return pd.DataFrame(columns=OUTPUT_COLUMNS)
     return pd.concat(parts, ignore_index=True)
+
+
+def latest_break(breaks: pd.DataFrame | None, unique_id: str, cutoff: pd.Timestamp) -> Break | None:
+    """The latest level shift of ``unique_id`` detected by ``cutoff`` (None: none)."""
+    if breaks is None or breaks.empty:
+        return None
+    seen = breaks[(breaks["unique_id"] == unique_id) & (breaks["detected"] <= cutoff)]
+    if seen.empty:
+        return None
+    row = seen.loc[seen["start"].idxmax()]
+    return Break(start=pd.Timestamp(row["start"]), detected=pd.Timestamp(row["detected"]))

@@ -15,7 +15,7 @@ which is what MAE rewards.
 
 Intervals: empirical quantiles, per horizon, of the training rows' residuals (log scale) around
 the forecast. Those residuals are in-sample, but with ~50 coefficients on ~1,000 rows the optimism
-is small (about p/n = 5 % of the variance); measured coverage is in the README.
+is small (about p/n = 5 % of the variance); measured coverage is in docs/models-and-accuracy.md.
 
 Measured choices (``bench/bench_accuracy.py``, protocols A / B of issue 10, mean MAE over
 h = 1..14, bus / rail; each change against the configuration of its day, so the figures show
@@ -54,7 +54,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from tasks.core.features.direct import HISTORY_FOR_BASELINES, DirectFeatures
+from tasks.core.features.direct import HISTORY_FOR_BASELINES, DirectFeatures, Prepared
 from tasks.core.models.forecaster import DEFAULT_LEVELS, Forecast
 from tasks.core.models.sarima import series_values
 
@@ -85,7 +85,8 @@ class RidgeForecaster:
 
     def fit(self, history: pd.DataFrame, unique_id: str) -> RidgeFitted:
         values = series_values(history, unique_id)
-        prepared = self.features.prepare(values, history.index[0], horizon=0)
+        confirmations = self.features.confirmations(history, unique_id)
+        prepared = self.features.prepare(values, history.index[0], horizon=0, confirmations=confirmations)
         last = len(values) - 1
         models = []
         for h in range(1, self.max_horizon + 1):
@@ -133,13 +134,26 @@ class RidgeFitted:
             raise ValueError(f"{self.forecaster.name} was fitted for horizons 1..{len(self.models)}, asked for {horizon}")
         features = self.forecaster.features
         values = series_values(history, self.unique_id)
-        prepared = features.prepare(values, history.index[0], horizon)
+        prepared = features.prepare(values, history.index[0], horizon, features.confirmations(history, self.unique_id))
         cutoff = np.array([len(values) - 1])
         log_mean = np.empty(horizon)
         for h in range(1, horizon + 1):
             X, base = features.design(prepared, cutoff, h)
             log_mean[h - 1] = base[0] + self.models[h - 1].predict(X)[0]
-        return quantile_forecast(log_mean, [m.residuals for m in self.models[:horizon]], levels)
+        widen = young_regime_widening(prepared, features.young_regime_weeks)
+        return quantile_forecast(log_mean, [m.residuals for m in self.models[:horizon]], levels, widen)
+
+
+def young_regime_widening(prepared: Prepared, young_regime_weeks: int) -> float:
+    """Extra log half-width of the bands while a new level is young: half the latest shift's
+    size, fading to nothing over ``young_regime_weeks``. Training residuals come from calm
+    years (the break is removed from the history), so alone they would claim calm-year
+    certainty about a level seen for a few days."""
+    latest = prepared.shifts.latest() if prepared.shifts is not None else None
+    if latest is None:
+        return 0.0
+    age = prepared.n_observed - 1 - latest.start
+    return abs(latest.size) / 2.0 * max(0.0, 1.0 - age / (7.0 * young_regime_weeks))
 
 
 def fit_huber_ridge(X: np.ndarray, y: np.ndarray, penalty: float, huber: float) -> LinearModel:
@@ -169,17 +183,20 @@ def fit_huber_ridge(X: np.ndarray, y: np.ndarray, penalty: float, huber: float) 
     return LinearModel(center=center, scale=scale, coefficients=coefficients, residuals=residuals)
 
 
-def quantile_forecast(log_mean: np.ndarray, residuals: Sequence[np.ndarray], levels: Sequence[int]) -> Forecast:
+def quantile_forecast(
+    log_mean: np.ndarray, residuals: Sequence[np.ndarray], levels: Sequence[int], widen: float = 0.0
+) -> Forecast:
     """``exp(log_mean)`` with intervals from each horizon's residual quantiles (log scale),
-    widened where needed so that each contains the point forecast."""
+    widened where needed so that each contains the point forecast, and by ``widen`` (log) on
+    each side."""
     lower: dict[int, np.ndarray] = {}
     upper: dict[int, np.ndarray] = {}
     for level in levels:
         tail = (1.0 - level / 100.0) / 2.0
         lo = np.array([np.quantile(r, tail) for r in residuals])
         hi = np.array([np.quantile(r, 1.0 - tail) for r in residuals])
-        lower[level] = np.exp(log_mean + np.minimum(lo, 0.0))
-        upper[level] = np.exp(log_mean + np.maximum(hi, 0.0))
+        lower[level] = np.exp(log_mean + np.minimum(lo, 0.0) - widen)
+        upper[level] = np.exp(log_mean + np.maximum(hi, 0.0) + widen)
     return Forecast(mean=np.exp(log_mean), lower=lower, upper=upper)
 
 

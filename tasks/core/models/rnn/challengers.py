@@ -11,7 +11,7 @@ Workers are ``spawn``ed (the caller may hold TensorFlow's runtime and Prefect's 
 same numbers; 0, TensorFlow's default, stays the default). The thread count is part of the
 arithmetic: measured, ``seq2seq`` trained on one op thread and on the default two differs in the
 last bits of its weights (``multitask_rnn`` does not), so workers on one thread each, faster on
-two cores, would not reproduce the serial run (README, "Parallel RNN retrains"). A pool is
+two cores, would not reproduce the serial run (docs/scale-out.md, "Parallel RNN retrains"). A pool is
 started once per (workers, threads) and kept for the life of the process.
 """
 
