@@ -15,6 +15,7 @@ from flows.common import (
 from flows.series import choose_series, load_required_history
 from flows.settings import Settings
 from storage import Store
+from tasks.core.evaluation.scoring import TARGET_SCOPES, scored_targets
 from tasks.core.models.forecaster import cutoffs_for_run_dates
 from tasks.core.models.catalog import ModelName, SeriesName
 from tasks.evaluate import ReportOutcome
@@ -30,6 +31,7 @@ class BackfillSummary:
     progress: ForecastProgress
     report: ReportOutcome
     forecasts_path: str
+    scored: str  # which targets the leaderboard scores, in words
 
 
 # The Args section is what `prefect deploy` turns into the descriptions the UI shows beside each
@@ -46,7 +48,10 @@ def backfill(
     train_days: int | None = None,
 ) -> BackfillSummary:
     """Forecast every run date from ``start`` to ``end`` (inclusive) as the nightly job would
-    have, then score and report over that range.
+    have, then score and report over that range: the leaderboard scores the targets on the run
+    dates ``start`` .. ``end`` (up to the last actual), from every stored forecast of them; the
+    forecasts the last cutoffs make of later days are stored, not scored
+    (:func:`tasks.core.evaluation.scoring.scored_targets`, scope ``run_dates``).
 
     Args:
         start: First run date (YYYY-MM-DD). Its cutoff, the last day of data its forecasts use,
@@ -79,12 +84,13 @@ def backfill(
     history = load_required_history(store, chosen_series)
     cutoffs = cutoffs_for_run_dates(pd.Timestamp(start), pd.Timestamp(end))
     progress = forecast_cutoffs(store, history, settings, chosen_models, chosen_series, cutoffs, window, overwrite)
-    last_target = min(pd.Timestamp(end), history.index.max())
+    targets = scored_targets(cutoffs[0], cutoffs[-1], settings.horizon, history.index.max(), "run_dates")
     report = score_and_report(
-        store, settings, run_date=pd.Timestamp(end), eval_date=last_target,
-        target_range=(pd.Timestamp(start), last_target), data_note=progress.note(),
+        store, settings, run_date=pd.Timestamp(end), eval_date=targets.end,
+        target_range=(targets.start, targets.end), data_note=progress.note(),
     )
     return BackfillSummary(
         start=str(start), end=str(end), models=chosen_models, series=chosen_series,
         progress=progress, report=report, forecasts_path=store.forecasts.path,
+        scored=f"targets {targets.start.date()}..{targets.end.date()}: {TARGET_SCOPES['run_dates']}",
     )

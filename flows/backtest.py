@@ -11,13 +11,15 @@ import pandas as pd
 from prefect import flow
 
 from flows.common import (
-    ForecastProgress, check_backfill_parameters, default_models, forecast_cutoffs, score_and_report, training_window,
+    ForecastProgress, check_backfill_parameters, check_publication_lag, default_models, forecast_cutoffs,
+    score_and_report, training_window,
 )  # fmt: skip
 from flows.series import choose_series, load_required_history
 from flows.settings import Settings
 from schemas.errors import InvalidInput
 from storage import Store
-from tasks.core.models.catalog import ModelName, SeriesName
+from tasks.core.evaluation.scoring import TARGET_SCOPES, scored_targets
+from tasks.core.models.catalog import ModelName, SeriesName, is_rnn
 from tasks.evaluate import ReportOutcome
 from tasks.ingest import remove_interrupted_writes
 
@@ -38,6 +40,7 @@ class BacktestSummary:
     progress: ForecastProgress
     report: ReportOutcome
     forecasts_path: str
+    scored: str  # which targets the leaderboard scores, in words
 
 
 def backtest_cutoffs(start: date, end: date, every: int) -> pd.DatetimeIndex:
@@ -56,11 +59,24 @@ def backtest(
     models: list[ModelName] | None = None,
     series: list[SeriesName] | None = None,
     overwrite: bool = False,
+    publication_lag: int = 0,
 ) -> BacktestSummary:
     """Rolling-origin evaluation: forecast from every ``every``-th cutoff of ``start``..``end``
     with each model at its production cadence (statistical models refitted at every cutoff, RNNs
     retrained weekly with the champion as of each cutoff, the ensemble from its members), then
-    score against the actuals and rank the models. Resumable: stored cutoffs are skipped.
+    score against the actuals and rank the models on every target of every cutoff (``start + 1``
+    .. ``end + horizon``, up to the last actual: :func:`tasks.core.evaluation.scoring.scored_targets`,
+    scope ``all``). Resumable: stored cutoffs are skipped.
+
+    The file is the final, revised one, and by default day c's value counts as known on day
+    c + 1. ``publication_lag`` = N holds back the N days before each cutoff: the forecast
+    labelled cutoff c is fitted and forecast from the data up to c - N only (the model forecasts
+    N + horizon days and the first N are dropped), and is still scored on c + 1 .. c + horizon
+    with h counted from c: what a nightly run on day c + 1 could have forecast if the portal
+    published each day N days late (that run labels the forecast with its data's last day,
+    c - N, so its h = N + k is this backtest's h = k). The ensemble weighs its members on the
+    actuals up to c - N. RNNs (trained and forecast from windows ending at the cutoff) are
+    refused with a lag.
 
     Args:
         name: the backtest's folder under <storage>/backtests/ (letters, digits, '.', '_', '-');
@@ -72,34 +88,43 @@ def backtest(
         every: days between cutoffs (default 3).
         models: models to compare. Default (empty): the production set, as a backfill's: naive,
             sarima, sarimax, sarimax_log, ridge, the RNNs from RIDERSHIP_RNN_MODELS (multitask_rnn unless set)
-            and the ensemble of RIDERSHIP_ENSEMBLE_MEMBERS (ridge, sarimax_log unless set).
+            and the ensemble of RIDERSHIP_ENSEMBLE_MEMBERS (ridge, sarimax_log unless set); with a
+            publication_lag, the same without the RNNs (which do not support one).
         series: series to forecast: ids (bus, rail, route:9, station:40380) or shell patterns
             such as route:* (every route). Default (empty): RIDERSHIP_SERIES (bus, rail unless set).
         overwrite: recompute cutoffs already stored in this backtest (default: skip them).
+        publication_lag: days of data held back before each cutoff (default 0): the forecast
+            labelled cutoff c uses the data up to c - publication_lag only, and still forecasts
+            c + 1 .. c + horizon. Give a lagged backtest its own name: stored cutoffs are
+            skipped whatever lag they were made with.
     """
     check_backfill_parameters(start, end, models, series)
+    check_publication_lag(publication_lag, models or [])
     cutoffs = backtest_cutoffs(start, end, every)
     settings = Settings.from_env()
     main = Store.open_writable(settings.storage, settings.lock_policy())
     store = main.backtest(name)
     remove_interrupted_writes(main)
-    chosen_models = list(models or default_models(settings))
+    chosen_models = list(models or [m for m in default_models(settings) if not (publication_lag and is_rnn(m))])
     chosen_series = choose_series(main, series, settings)
     history = load_required_history(main, chosen_series)
     if cutoffs[0] >= history.index.max():
         raise InvalidInput(f"the first cutoff {start} leaves nothing to score: the data ends {history.index.max().date()}")
     window = training_window(settings, None, None)
-    progress = forecast_cutoffs(store, history, settings, chosen_models, chosen_series, cutoffs, window, overwrite)
-    first_target = cutoffs[0] + pd.Timedelta(days=1)
-    last_target = min(cutoffs[-1] + pd.Timedelta(days=settings.horizon), history.index.max())
+    progress = forecast_cutoffs(
+        store, history, settings, chosen_models, chosen_series, cutoffs, window, overwrite, publication_lag
+    )
+    targets = scored_targets(cutoffs[0], cutoffs[-1], settings.horizon, history.index.max(), "all")
+    described = f"backtest {name}: {len(cutoffs)} cutoffs {start}..{end} every {every} day(s)"
+    if publication_lag:
+        described += f", each forecast from the data up to {publication_lag} day(s) before its cutoff (publication lag)"
     report = score_and_report(
-        store, settings, run_date=pd.Timestamp(end), eval_date=last_target, target_range=(first_target, last_target),
-        data_note=" ".join(
-            n for n in (f"backtest {name}: {len(cutoffs)} cutoffs {start}..{end} every {every} day(s).", progress.note()) if n
-        ),
+        store, settings, run_date=pd.Timestamp(end), eval_date=targets.end, target_range=(targets.start, targets.end),
+        data_note=" ".join(n for n in (f"{described}.", progress.note()) if n),
         artifact_prefix="ridership-backtest",
     )
     return BacktestSummary(
         name=name, cutoffs=[str(c.date()) for c in cutoffs], models=chosen_models, series=chosen_series,
         progress=progress, report=report, forecasts_path=store.forecasts.path,
+        scored=f"targets {targets.start.date()}..{targets.end.date()}: {TARGET_SCOPES['all']}",
     )

@@ -70,27 +70,32 @@ def _backfill(args: argparse.Namespace) -> int:
         print(f"  data lags: {len(progress.lagging)} cutoff(s) after the last clean date were not forecast")
     _print_fallbacks(progress)
     print(f"forecasts: {summary.forecasts_path}")
+    print(f"scored:    {summary.scored}")
     _print_report(summary.report)
     return 0
 
 
 def _backtest(args: argparse.Namespace) -> int:
     from flows.backtest import STANDARD_PERIODS, backtest
-    from flows.common import check_backfill_parameters
+    from flows.common import check_backfill_parameters, check_publication_lag
     from schemas.errors import InvalidInput
 
     start, end = STANDARD_PERIODS[args.period] if args.period else (args.start, args.end)
     if start is None or end is None:
         raise InvalidInput("give --period or both --start and --end")
     check_backfill_parameters(start, end, args.models, args.series)
-    name = args.name or f"{start}_{end}_every{args.every}"
+    check_publication_lag(args.publication_lag, args.models or [])
+    lag = f"_lag{args.publication_lag}" if args.publication_lag else ""
+    name = args.name or f"{start}_{end}_every{args.every}{lag}"
     from storage import check_backtest_name
 
     check_backtest_name(name)
     summary = backtest(
-        name=name, start=start, end=end, every=args.every, models=args.models, series=args.series, overwrite=args.overwrite
+        name=name, start=start, end=end, every=args.every, models=args.models, series=args.series, overwrite=args.overwrite,
+        publication_lag=args.publication_lag,
     )
     print(f"backtest {summary.name}: {len(summary.cutoffs)} cutoffs {summary.cutoffs[0]} .. {summary.cutoffs[-1]}, series {','.join(summary.series)}")
+    print(f"scored on {summary.scored}")
     print(f"{'series':<7}{'model':<15}{'MAE h1':>10}{'MAE h1-14':>11}{'MAPE':>7}{'bias':>9}{'cov80':>7}{'cov95':>7}")
     for row in summary.report.leaderboard:
         print(
@@ -217,6 +222,13 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--models", type=_csv_list, help="comma-separated (default: the production set)")
     backtest.add_argument("--series", type=_csv_list, help="comma-separated (default: RIDERSHIP_SERIES)")
     backtest.add_argument("--overwrite", action="store_true", help="recompute cutoffs already stored")
+    backtest.add_argument(
+        "--publication-lag", type=int, default=0, metavar="N",
+        help="days of data held back before each cutoff (default: 0, day c known on c + 1): the forecast labelled "
+        "cutoff c is made from the data up to c - N and still forecasts c + 1 .. c + horizon, as a nightly run on c + 1 "
+        "would if the portal published N days late; statistical models and the ensemble only (the default set "
+        "then leaves out the RNNs); the default --name gains _lagN",
+    )
     backtest.set_defaults(handler=_backtest)
 
     nightly = commands.add_parser("nightly", help="the nightly job: ingest, retrain when due, forecast, score, report")

@@ -113,10 +113,16 @@ def forecast_cutoffs(
     cutoffs: pd.DatetimeIndex,
     window: TrainingWindow,
     overwrite: bool,
+    publication_lag: int = 0,
 ) -> ForecastProgress:
-    """Forecast every model × series × cutoff not stored yet, chunk by chunk, with progress."""
+    """Forecast every model × series × cutoff not stored yet, chunk by chunk, with progress.
+
+    ``publication_lag`` (a backtest's): each forecast labelled cutoff c is made from the data up
+    to c - lag (:func:`tasks.core.walk_forward.historical_forecasts`); whether a series is active
+    is judged there too. The statistical models and the ensemble support it; the RNNs do not."""
     logger = get_run_logger()
     check_models(models)
+    check_publication_lag(publication_lag, models)
     last_actual = history.index.max()
     progress = ForecastProgress(cutoffs_total=len(cutoffs))
     lagging = cutoffs[cutoffs > last_actual]
@@ -137,13 +143,13 @@ def forecast_cutoffs(
         done += cutoffs_done
         update_progress_artifact(artifact_id=artifact_id, progress=100.0 * done / max(units, 1))
 
-    active = {s: active_at(history, s, list(ready)) for s in series}
+    active = {s: _active_at(history, s, list(ready), publication_lag) for s in series}
     inactive = sum(len(ready) - len(days) for days in active.values())
     if inactive:
         logger.info("%d (series, cutoff) pair(s) without recent data (closed, suspended or new) are not forecast", inactive)
     runner = cluster_runner(settings)
     with runner or contextlib.nullcontext():
-        cluster = ClusterForecasts(runner, store, history, settings, run_id, advance) if runner else None
+        cluster = ClusterForecasts(runner, store, history, settings, run_id, advance, publication_lag) if runner else None
         for model in models:
             forecast_series = model_series(model, series)
             todo = cutoffs_to_run(store, model, {s: active[s] for s in forecast_series}, list(ready), overwrite)
@@ -157,7 +163,9 @@ def forecast_cutoffs(
             if cluster is not None and is_combination(model):
                 cluster.collect(progress)
             chunks = [todo[first : first + CUTOFFS_PER_CHUNK] for first in range(0, len(todo), CUTOFFS_PER_CHUNK)]
-            for chunk, forecasts in _forecast_chunks(store, history, settings, model, forecast_series, chunks, window, active):
+            for chunk, forecasts in _forecast_chunks(
+                store, history, settings, model, forecast_series, chunks, window, active, publication_lag
+            ):
                 store_forecasts(store, forecasts, run_id)
                 progress.record_fallbacks(fallbacks(forecasts))
                 progress.stored[model] += len(chunk)
@@ -169,9 +177,28 @@ def forecast_cutoffs(
     return progress
 
 
+def check_publication_lag(publication_lag: int, models: Sequence[str]) -> None:
+    """Raise ``InvalidInput`` for a lag no run could use: negative, or asked of an RNN (trained
+    and forecast from windows that end at the cutoff)."""
+    if publication_lag < 0:
+        raise InvalidInput(f"publication_lag must be 0 or more days, got {publication_lag}")
+    rnns = [m for m in models if is_rnn(m)]
+    if publication_lag and rnns:
+        raise InvalidInput(
+            f"a publication lag is supported for the statistical models and the ensemble, not the RNNs ({', '.join(rnns)})"
+        )
+
+
+def _active_at(history: pd.DataFrame, unique_id: str, cutoffs: list[pd.Timestamp], lag: int) -> list[pd.Timestamp]:
+    """The cutoffs at which ``unique_id`` has data enough to forecast, judged at cutoff - lag."""
+    shift = pd.Timedelta(days=lag)
+    return [day + shift for day in active_at(history, unique_id, [c - shift for c in cutoffs])]
+
+
 def _forecast_chunks(
     store: Store, history: pd.DataFrame, settings: Settings, model: str, series: list[str],
     chunks: list[list[pd.Timestamp]], window: TrainingWindow, active: dict[str, list[pd.Timestamp]],
+    publication_lag: int = 0,
 ) -> Iterator[tuple[list[pd.Timestamp], pd.DataFrame]]:
     """Each chunk's forecasts, in order. Statistical fits of the next chunk are already running
     in the worker pool while the caller stores the previous one (measured: the pool otherwise
@@ -188,14 +215,16 @@ def _forecast_chunks(
         return
     if is_combination(model):
         for chunk in chunks:
-            yield chunk, forecast_ensemble(store, history, ensemble_spec(settings), series, chunk, settings.horizon)
+            yield chunk, forecast_ensemble(store, history, ensemble_spec(settings), series, chunk, settings.horizon, publication_lag)
         return
     window = model_window(model, window)
 
     def submit(chunk: list[pd.Timestamp]) -> list:
         # One work unit per group of series active at the same cutoffs (normally one group).
         return [
-            walk_forward.submit(history, model, members, days, settings.horizon, window, settings.workers)
+            walk_forward.submit(
+                history, model, members, days, settings.horizon, window, settings.workers, publication_lag=publication_lag
+            )
             for members, days in group_by_activity(series, chunk, active)
         ]
 

@@ -177,7 +177,7 @@ class ClusterForecasts:
 
     def __init__(
         self, runner: TaskRunner, store: Store, history: pd.DataFrame, settings: Settings, run_id: str,
-        advance: Callable[[float], None],
+        advance: Callable[[float], None], publication_lag: int = 0,
     ) -> None:
         self.runner = runner
         self.store = store
@@ -185,6 +185,7 @@ class ClusterForecasts:
         self.settings = settings
         self.run_id = run_id
         self.advance = advance  # progress: cutoffs × models done
+        self.publication_lag = publication_lag
         try:
             client = runner.client  # connects (and starts a LocalCluster) now
         except OSError as error:
@@ -201,6 +202,7 @@ class ClusterForecasts:
             (chunk, self.runner.submit(forecast_unit, parameters={
                 "store": self.store, "model": model, "unique_id": unique_id, "cutoffs": chunk, "as_of": self.as_of,
                 "horizon": self.settings.horizon, "window": window, "run_id": self.run_id,
+                "publication_lag": self.publication_lag,
             }))
             for unique_id, chunk in work_units(series, cutoffs, active)
         ]  # fmt: skip

@@ -17,13 +17,14 @@ from tasks.core.evaluation.scoring import actuals_long
 @task(cache_policy=NO_CACHE)
 def forecast_ensemble(
     store: Store, history: pd.DataFrame, spec: EnsembleSpec, series: Sequence[str],
-    cutoffs: Sequence[pd.Timestamp], horizon: int,
+    cutoffs: Sequence[pd.Timestamp], horizon: int, publication_lag: int = 0,
 ) -> pd.DataFrame:
     """Read the members' (and last-resort models') stored forecasts the cutoffs may use, detect
-    the series' level shifts in the data up to the last cutoff, combine."""
-    first = min(cutoffs) - pd.Timedelta(days=spec.lookback_days + horizon)
+    the series' level shifts in the data up to the last cutoff, combine (weights and breaks from
+    the actuals published by each cutoff: up to ``publication_lag`` days before it)."""
+    first = min(cutoffs) - pd.Timedelta(days=publication_lag + spec.lookback_days + horizon)
     stored = store.forecasts.read(start=first, end=max(cutoffs), models=list(regime_members(spec)), series=list(series))
     clean = history.reset_index().rename(columns={"ds": "service_date"})
     visible = history.loc[: max(cutoffs)]
     breaks = series_breaks(visible, [s for s in series if s in visible.columns])
-    return ensemble_forecasts(spec, stored, actuals_long(clean, list(series)), list(series), list(cutoffs), breaks)
+    return ensemble_forecasts(spec, stored, actuals_long(clean, list(series)), list(series), list(cutoffs), breaks, publication_lag)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Mapping, Sequence
@@ -51,19 +52,26 @@ def walk_forward(
     window: TrainingWindow,
     workers: int,
     sarima: SarimaOptions = SarimaOptions(),
+    publication_lag: int = 0,
 ) -> pd.DataFrame:
-    """Fit and forecast every (series, cutoff): refitted at each cutoff, cutoffs in parallel."""
-    return _walk_forward(history, model, series, cutoffs, horizon, window, workers, sarima)
+    """Fit and forecast every (series, cutoff): refitted at each cutoff, cutoffs in parallel;
+    each from the data up to ``publication_lag`` days before its cutoff."""
+    return _walk_forward(history, model, series, cutoffs, horizon, window, workers, sarima, publication_lag)
 
 
 def _walk_forward(
     history: pd.DataFrame, model: str, series: Sequence[str], cutoffs: Sequence[pd.Timestamp], horizon: int,
-    window: TrainingWindow, workers: int, sarima: SarimaOptions,
+    window: TrainingWindow, workers: int, sarima: SarimaOptions, publication_lag: int = 0,
 ) -> pd.DataFrame:
     forecaster = statistical_forecaster(model, sarima)
+    steps = horizon + publication_lag
+    if getattr(forecaster, "max_horizon", steps) < steps:
+        # A direct model (ridge) fits one regression per step ahead: with a publication lag it
+        # forecasts lag + horizon steps from the data's end, so it needs that many regressions.
+        forecaster = dataclasses.replace(forecaster, max_horizon=steps)
     return historical_forecasts(
         history, forecaster, list(series), list(cutoffs), horizon=horizon, window=window,
-        refit_every=1, n_jobs=workers,
+        refit_every=1, n_jobs=workers, publication_lag=publication_lag,
     )
 
 
@@ -101,11 +109,12 @@ def forecast_unit(
     window: TrainingWindow,
     run_id: str,
     sarima: SarimaOptions = SarimaOptions(),
+    publication_lag: int = 0,
 ) -> UnitOutcome:
     """One work unit of a Dask worker: one series over a chunk of cutoffs, fitted one after the
     other in this worker (no process pool inside a worker). It reads the clean store up to
     ``as_of`` (the last date of the history the flow saw) and writes its forecast files itself,
     so only a few bytes travel back to the flow (docs/scale-out.md: measured)."""
     history = history_from_series(store.ridership.read_series([unique_id])).loc[:as_of]
-    forecasts = _walk_forward(history, model, [unique_id], cutoffs, horizon, window, 1, sarima)
+    forecasts = _walk_forward(history, model, [unique_id], cutoffs, horizon, window, 1, sarima, publication_lag)
     return UnitOutcome(rows=_store_forecasts(store, forecasts, run_id), fallbacks=fallbacks(forecasts))

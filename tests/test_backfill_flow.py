@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -17,7 +18,7 @@ from flows.backfill import backfill
 from flows.cli import main
 from storage import Store
 from storage.forecasts import FORECAST_PARTITIONING
-from tests.synthetic import synthetic_clean
+from tests.synthetic import as_raw_csv, synthetic_clean
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -33,6 +34,21 @@ def synthetic_store(storage_root: str, monkeypatch) -> Store:
 
 def run_dates(start: str, end: str) -> pd.DatetimeIndex:
     return pd.date_range(start, end, freq="D")
+
+
+def score_forecasts_script():
+    """``bench/score_forecasts.py``, the independent scorer, as a module."""
+    path = Path(__file__).resolve().parents[1] / "bench" / "score_forecasts.py"
+    spec = importlib.util.spec_from_file_location("score_forecasts", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def assert_same_scores(board: pd.DataFrame, table: pd.DataFrame) -> None:
+    ours = board.set_index(["unique_id", "model"])[["mae_all", "mae_h1"]].sort_index()
+    theirs = table.set_index(["unique_id", "model"])[["mae_all", "mae_h1"]].sort_index()
+    pd.testing.assert_frame_equal(ours, theirs, rtol=0, atol=1e-3)  # the leaderboard rows keep 3 decimals
 
 
 def test_backfill_stores_every_cutoff_once_and_resumes(synthetic_store: Store):
@@ -72,6 +88,29 @@ def test_backfill_stores_every_cutoff_once_and_resumes(synthetic_store: Store):
     assert {"naive", "sarima"} <= set(metrics["model"])
     report_files = synthetic_store.reports.files(pd.Timestamp("2019-03-02"))
     assert "report.md" in report_files and "report.html" in report_files
+
+
+def test_the_leaderboard_and_the_independent_script_score_the_same_targets(synthetic_store: Store, tmp_path: Path):
+    """Issue 19: a backfill's leaderboard scores the targets on its run dates only, not what its
+    last cutoffs forecast beyond them; bench/score_forecasts.py, given that scope (one shared
+    definition), agrees; pooling every target (its default, a backtest's scope) does not."""
+    summary = backfill(
+        start=pd.Timestamp("2019-03-01").date(), end=pd.Timestamp("2019-03-10").date(), models=["naive"], series=["rail", "bus"],
+    )
+    assert summary.scored.startswith("targets 2019-03-01..2019-03-10: the targets on the run dates")
+    raw = tmp_path / "raw.csv"
+    raw.write_text(as_raw_csv(synthetic_clean()))
+    script = score_forecasts_script()
+    forecasts, actuals = pd.read_parquet(summary.forecasts_path), script.read_actuals(raw)
+    window, table = script.score(forecasts, actuals, "run_dates")
+    assert (window.start, window.end) == (pd.Timestamp("2019-03-01"), pd.Timestamp("2019-03-10"))
+    board = pd.DataFrame(summary.report.leaderboard)
+    assert_same_scores(board, table)
+    assert board["count_all"].tolist() == [55, 55]  # March d: one forecast from each cutoff Feb 28 .. d - 1
+
+    every, pooled = script.score(forecasts, actuals, "all")
+    assert (every.start, every.end) == (pd.Timestamp("2019-03-01"), pd.Timestamp("2019-03-23"))
+    assert not np.allclose(pooled.sort_values("unique_id")["mae_all"], board.sort_values("unique_id")["mae_all"])
 
 
 def test_forecast_contract_reads_in_pandas_pyarrow_duckdb_polars(synthetic_store: Store):

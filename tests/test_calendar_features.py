@@ -8,7 +8,7 @@ import pytest
 
 from tasks.core.features.calendar_flags import CALENDAR_FLAGS, calendar_features
 
-YEARS = pd.date_range("2015-01-01", "2022-12-31", freq="D")
+YEARS = pd.date_range("2015-01-01", "2023-12-31", freq="D")
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +40,11 @@ def flagged(flags: pd.DataFrame, name: str, year: int) -> list[str]:
         ("new_years_day", 2022, ["2022-01-01"]),
         ("january_2", 2022, []),  # a Sunday: no working day to take off
         ("january_2", 2020, ["2020-01-02"]),
+        ("january_2", 2017, ["2017-01-03"]),  # Jan 1 a Sunday: Jan 2 is the observed holiday ...
+        ("january_2", 2023, ["2023-01-03"]),  # ... so the first working day after it is Jan 3
+        ("january_2", 2021, []),  # Jan 1 a Friday: the holiday runs into the weekend
+        ("observed_holiday", 2017, ["2017-01-02"]),
+        ("observed_holiday", 2023, ["2023-01-02"]),
         ("memorial_day", 2019, ["2019-05-27"]),
         ("labor_day", 2019, ["2019-09-02"]),
         ("friday_before_monday_holiday", 2019, ["2019-05-24", "2019-08-30"]),
@@ -75,7 +80,7 @@ def test_christmas_to_new_year_is_the_last_eight_days_of_december(flags):
 def test_flags_do_not_depend_on_the_span_asked_for(flags):
     """A rule looking at neighbours (bridge day, day before a holiday) must give the same answer
     for a single date as inside a long range: forecasts ask for 14 days at a time."""
-    for day in ["2019-07-05", "2019-05-24", "2019-05-26", "2020-07-03", "2022-12-26", "2019-12-31"]:
+    for day in ["2019-07-05", "2019-05-24", "2019-05-26", "2020-07-03", "2022-12-26", "2019-12-31", "2023-01-03"]:
         single = calendar_features([pd.Timestamp(day)])
         pd.testing.assert_frame_equal(single, flags.loc[[pd.Timestamp(day)]], check_freq=False)
 

@@ -137,3 +137,20 @@ def test_a_short_window_still_forecasts_without_last_year(history):
     window = history.iloc[600:782]
     forecast = RidgeForecaster().fit(window, "bus").forecast(window, horizon=14)
     assert np.all(np.isfinite(forecast.mean)) and np.all(forecast.lower[95] < forecast.upper[95])
+
+
+def test_with_a_publication_lag_the_flow_step_fits_the_extra_steps_instead_of_falling_back(history):
+    """Issue 19: with a lag of N the engine asks for N + 14 steps from the data's end; ridge, fitted
+    for 14, would raise and be replaced by the seasonal naive. The flows' walk-forward step fits it
+    for N + 14 steps, so every row is ridge's own, and its steps N + 1.. are those of a fit from
+    the same data end."""
+    from tasks.core.models.catalog import SarimaOptions
+    from tasks.core.models.fallback import fallbacks
+    from tasks.forecast import _walk_forward
+
+    cutoff, window = history.index[900], TrainingWindow.rolling(800)
+    lagged = _walk_forward(history, "ridge", ["rail"], [cutoff], 14, window, 1, SarimaOptions(), publication_lag=3)
+    assert fallbacks(lagged) == [] and len(lagged) == 14
+    from_data_end = RidgeForecaster(max_horizon=17).fit(history.loc[: cutoff - pd.Timedelta(days=3)].iloc[-800:], "rail")
+    expected = from_data_end.forecast(history.loc[: cutoff - pd.Timedelta(days=3)].iloc[-800:], 17).mean[3:]
+    np.testing.assert_array_equal(lagged["y_hat"].to_numpy(), expected)

@@ -11,7 +11,7 @@ from statsmodels.tsa.arima.model import ARIMA
 
 from tasks.core.features.calendar_flags import calendar_features
 from tasks.core.models.sarima import SEED_ORDER, SEED_SEASONAL_ORDER, SarimaForecaster
-from tasks.core.models.sarimax import SarimaxForecaster
+from tasks.core.models.sarimax import SARIMAX_FLAGS, SarimaxForecaster, _estimable_columns
 from tasks.core.walk_forward import TrainingWindow, historical_forecasts
 
 WEEKLY_PATTERN = np.array([700.0, 710.0, 720.0, 730.0, 690.0, 400.0, 300.0]) * 1000
@@ -108,3 +108,35 @@ def test_sarima_is_untouched_by_sarimax(history):
     assert SarimaForecaster().spec() == {
         "model": "sarima", "order": [1, 0, 0], "seasonal_order": [0, 1, 1, 7], "trend": None, "concentrate_scale": False,
     }  # fmt: skip
+
+
+def test_a_column_equal_to_a_sum_of_others_is_dropped_and_the_kept_ones_are_full_rank():
+    a, b, c = np.eye(6)[:, 0] + np.eye(6)[:, 3], np.eye(6)[:, 1], np.eye(6)[:, 2] + np.eye(6)[:, 4]
+    exog = np.column_stack([a, b, a + b, np.zeros(6), c, b, a + b + c])
+    observed = np.ones(6, dtype=bool)
+    assert _estimable_columns(exog, observed) == [0, 1, 4]  # sums, the zero column and the copy go
+    observed[4] = False  # c then occurs on one observed day only: still its own direction
+    assert _estimable_columns(exog, observed) == [0, 1, 4]
+    observed[2] = False  # ... and on none: dropped, and a + b + c becomes a + b, a sum again
+    assert _estimable_columns(exog, observed) == [0, 1]
+
+
+def test_holiday_off_sunday_as_the_sum_of_each_holidays_flag_is_not_fitted_twice():
+    """Issue 19: in the 400 days to 2019-03-01 no Sunday-service holiday fell on a Sunday, so
+    ``holiday_off_sunday`` is the sum of each holiday's own flag (and ``observed_holiday``), and
+    Christmas Eve + New Year's Eve (both Mondays) are the bridge days: 26 occurring flags of rank
+    24. The earlier flag of each dependent set is kept."""
+    days = pd.date_range(end="2019-03-01", periods=400, freq="D")
+    exog = calendar_features(days, SARIMAX_FLAGS).to_numpy()
+    kept = _estimable_columns(exog, np.ones(len(days), dtype=bool))
+    occurring = [f for f, column in zip(SARIMAX_FLAGS, exog.T) if column.any()]
+    assert len(occurring) == 26 and np.linalg.matrix_rank(exog) == 24
+    assert len(kept) == np.linalg.matrix_rank(exog[:, kept]) == 24
+    assert sorted(set(occurring) - {SARIMAX_FLAGS[j] for j in kept}) == ["bridge_day", "christmas_day"]
+
+
+def test_fitted_flags_are_of_full_rank(history):
+    fitted = SarimaxForecaster().fit(history, "rail")
+    exog = calendar_features(history.index, fitted.flags).to_numpy()
+    assert np.linalg.matrix_rank(exog) == len(fitted.flags) == np.linalg.matrix_rank(calendar_features(history.index, SARIMAX_FLAGS))
+    assert "holiday_off_sunday" in fitted.flags and "christmas_day" not in fitted.flags

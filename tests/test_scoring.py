@@ -18,6 +18,7 @@ from tasks.core.evaluation.scoring import (
     mape_alerts,
     range_window,
     score_forecasts,
+    scored_targets,
     trailing_windows,
 )
 
@@ -307,3 +308,19 @@ def test_rerun_writes_byte_identical_parquet_that_reads_back_valid(simple_case):
     assert parquet_bytes(first) == parquet_bytes(again)
     read_back = pd.read_parquet(io.BytesIO(parquet_bytes(first)))
     pd.testing.assert_frame_equal(MetricsSchema.validate(read_back), first)
+
+
+def test_scored_targets_the_run_dates_or_every_target_up_to_the_last_actual():
+    """Issue 19's one definition: protocol A (the nightly runs of 2019-03-01..05-31) scored on its
+    run dates, or on every target its 92 cutoffs forecast (June included)."""
+    run_dates = scored_targets("2019-02-28", "2019-05-30", 14, "2021-11-30", "run_dates")
+    assert (run_dates.name, run_dates.start, run_dates.end) == (
+        "range:2019-03-01..2019-05-31", pd.Timestamp("2019-03-01"), pd.Timestamp("2019-05-31"),
+    )  # fmt: skip
+    assert scored_targets("2019-02-28", "2019-05-30", 14, "2021-11-30", "all").name == "range:2019-03-01..2019-06-13"
+    assert scored_targets("2019-02-28", "2019-05-30", 14, "2019-06-05", "all").end == pd.Timestamp("2019-06-05")
+    assert scored_targets("2019-02-28", "2019-05-30", 14, "2019-04-01", "run_dates").end == pd.Timestamp("2019-04-01")
+    with pytest.raises(ValueError, match="after its end"):
+        scored_targets("2019-02-28", "2019-05-30", 14, "2019-02-28", "all")  # nothing published after the first cutoff
+    with pytest.raises(ValueError, match="unknown target scope"):
+        scored_targets("2019-02-28", "2019-05-30", 14, "2021-11-30", "pooled")

@@ -188,6 +188,52 @@ def test_data_after_the_cutoff_never_reaches_the_model():
     pd.testing.assert_frame_equal(clean, dirty, check_exact=True)
 
 
+def test_a_publication_lag_fits_on_data_to_cutoff_minus_lag_and_keeps_the_horizon_after_the_cutoff():
+    history = positional_history()
+    cutoffs = pd.date_range("2020-02-10", periods=3)
+    out = historical_forecasts(history, EchoForecaster(), ["rail"], cutoffs, horizon=4, window=TrainingWindow.rolling(28), publication_lag=3)
+    assert out["cutoff"].tolist() == [c for c in cutoffs for _ in range(4)] and out["h"].tolist() == [1, 2, 3, 4] * 3
+    assert (out["ds"] == out["cutoff"] + pd.to_timedelta(out["h"], unit="D")).all()
+    for row in out.itertuples():
+        data_end = position_of(row.cutoff) - 3
+        assert row.model_version == f"fit:{data_end - 27}-{data_end}"  # the window ends 3 days early ...
+        assert row.y_hat == data_end + 3 + row.h  # ... and its step 3 + h is the cutoff's h
+        assert row.y_hi_80 - row.y_hat == 28  # the intervals of the same steps
+    # The same as the lag-0 forecast of N + horizon days from cutoff - N, first N steps dropped.
+    early = historical_forecasts(history, EchoForecaster(), ["rail"], cutoffs - pd.Timedelta(days=3), horizon=7, window=TrainingWindow.rolling(28))
+    later = early[early["h"] > 3]
+    np.testing.assert_array_equal(out["y_hat"].to_numpy(), later["y_hat"].to_numpy())
+    np.testing.assert_array_equal(out["ds"].to_numpy(), later["ds"].to_numpy())
+
+
+@pytest.mark.parametrize("model", ["naive", "sarima"])
+def test_a_publication_lag_hides_the_last_days_before_each_cutoff(model):
+    """Leakage: with a lag of N, perturbing the N days before a cutoff (and everything after)
+    leaves that cutoff's forecast bit-identical, in-process and in workers; without the lag
+    the same perturbation moves it."""
+    from tasks.core.models.catalog import statistical_forecaster
+
+    rng = np.random.default_rng(5)
+    index = pd.date_range("2019-01-01", periods=240, freq="D", name="ds")
+    weekly = np.array([7.0, 7.1, 7.2, 7.1, 6.9, 4.0, 3.0])[index.day_of_week] * 1e5
+    history = pd.DataFrame({"rail": weekly + rng.normal(0, 1e4, 240), "day_type": "W"}, index=index)
+    cutoffs = pd.date_range("2019-07-01", periods=8, freq="D")
+    kwargs = dict(horizon=14, window=TrainingWindow.rolling(182), publication_lag=3)
+    forecaster = statistical_forecaster(model)
+    clean = historical_forecasts(history, forecaster, ["rail"], cutoffs, **kwargs)
+    parallel = historical_forecasts(history, forecaster, ["rail"], cutoffs, n_jobs=2, **kwargs)
+    pd.testing.assert_frame_equal(parallel, clean, check_exact=True)
+    for cutoff in cutoffs:
+        tampered = history.copy()
+        hidden = tampered.index > cutoff - pd.Timedelta(days=3)
+        tampered.loc[hidden, "rail"] *= rng.uniform(0.5, 1.5, hidden.sum())
+        dirty = historical_forecasts(tampered, forecaster, ["rail"], [cutoff], **kwargs)
+        pd.testing.assert_frame_equal(dirty, clean[clean["cutoff"] == cutoff].reset_index(drop=True), check_exact=True)
+    unlagged = {**kwargs, "publication_lag": 0}
+    moved = historical_forecasts(tampered, forecaster, ["rail"], [cutoff], **unlagged)
+    assert not np.array_equal(moved["y_hat"], historical_forecasts(history, forecaster, ["rail"], [cutoff], **unlagged)["y_hat"])
+
+
 def test_missing_days_become_nan_rows_so_positions_stay_days():
     history = positional_history().drop(pd.Timestamp("2020-02-05"))
     out = historical_forecasts(history, EchoForecaster(), ["rail"], ["2020-02-10"], horizon=1, window=TrainingWindow.rolling(10))
@@ -208,6 +254,7 @@ def test_cutoff_without_data_is_an_error():
         (dict(cutoffs=["2020-01-20", "2020-01-20"]), "duplicates"),
         (dict(cutoffs=["2020-01-20 12:00"]), "midnight"),
         (dict(window=TrainingWindow.expanding("2020-02-01")), "after the cutoff"),
+        (dict(publication_lag=-1), "publication_lag"),
     ],
 )
 def test_invalid_arguments_are_rejected(kwargs, message):

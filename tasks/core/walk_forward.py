@@ -5,6 +5,12 @@ For each series and cutoff the engine cuts the history at the cutoff itself
 data after D whatever the model does. It then narrows that to the training window, fits (or
 reuses the last fit, see ``refit_every``) and forecasts h = 1..horizon.
 
+With a ``publication_lag`` of N days the cut is at D - N instead: the data a run on day D + 1
+would have if the portal published each day N days late. The model is fitted on the window
+ending D - N and forecasts N + horizon days from there; the first N are dropped, so the rows are
+still labelled cutoff D with ``ds = D + h``, h = 1..horizon, and compare with a lag-0 backtest at
+the same horizons.
+
 Parallelism: with ``refit_every = k`` the cutoffs fall into blocks of k that share one fit and
 nothing else, so blocks are independent (k = 1: every cutoff is). Blocks are dealt to worker
 processes in contiguous runs; results are concatenated in the serial order, so a parallel run
@@ -133,6 +139,7 @@ def historical_forecasts(
     refit_every: int = 1,
     levels: Sequence[int] = DEFAULT_LEVELS,
     n_jobs: int | None = 1,
+    publication_lag: int = 0,
 ) -> pd.DataFrame:
     """Forecasts of h = 1..``horizon`` from every cutoff, for every series, in the long format.
 
@@ -140,7 +147,8 @@ def historical_forecasts(
     :mod:`tasks.core.models.forecaster`); missing days become NaN rows so that position = day.
     ``refit_every``: fit at the 1st, (k+1)th, (2k+1)th... cutoff (in date order) and reuse that fit,
     with each later cutoff's own window, until the next refit. ``n_jobs``: worker processes;
-    1 runs in this process, None or -1 one per available core.
+    1 runs in this process, None or -1 one per available core. ``publication_lag``: days held back
+    before each cutoff (module docstring): the forecast labelled cutoff D uses data up to D - lag.
 
     Returns :data:`FORECAST_COLUMNS` (plus ``y_lo_L``/``y_hi_L`` for any extra level), rows in
     ``unique_ids`` order, then cutoff, then h. Intervals a model does not give are NaN.
@@ -149,15 +157,21 @@ def historical_forecasts(
         raise ValueError(f"horizon must be at least 1, got {horizon}")
     if refit_every < 1:
         raise ValueError(f"refit_every must be at least 1, got {refit_every}")
+    if publication_lag < 0:
+        raise ValueError(f"publication_lag must be 0 or more days, got {publication_lag}")
     history = as_daily(history)
     cutoff_index = _normalized_cutoffs(cutoffs)
     blocks = refit_blocks(cutoff_index, refit_every)
     units = [(str(uid), block) for uid in unique_ids for block in blocks]
     workers = _worker_count(n_jobs, len(units))
+    lag = publication_lag
     if workers <= 1:
-        return _run_units(history, forecaster, units, horizon, window, tuple(levels))
+        return _run_units(history, forecaster, units, horizon, window, tuple(levels), lag)
     chunks = _contiguous_chunks(units, min(len(units), workers * CHUNKS_PER_WORKER))
-    payloads = [(_history_for(history, chunk, window), forecaster, chunk, horizon, window, tuple(levels)) for chunk in chunks]
+    payloads = [
+        (_history_for(history, chunk, window, lag), forecaster, chunk, horizon, window, tuple(levels), lag)
+        for chunk in chunks
+    ]
     pool = _worker_pool(workers, preload=[__name__, type(forecaster).__module__])
     # Largest training windows first (later cutoffs of an expanding window cost more), so the
     # last chunk handed out is a short one and no core idles at the end; results go back into
@@ -250,7 +264,7 @@ Unit = tuple[str, tuple[pd.Timestamp, ...]]  # (unique_id, the cutoffs sharing o
 
 def _run_units(
     history: pd.DataFrame, forecaster: Forecaster, units: Sequence[Unit], horizon: int, window: TrainingWindow,
-    levels: tuple[int, ...],
+    levels: tuple[int, ...], lag: int = 0,
 ) -> pd.DataFrame:
     """Forecast every (series, refit block) unit in order; runs in-process or in a worker."""
     rows = []
@@ -258,27 +272,29 @@ def _run_units(
         for unique_id, block in units:
             fitted: Fitted | None = None
             for cutoff in block:
-                train = window.select(visible_history(history, cutoff), cutoff)
+                data_end = cutoff - pd.Timedelta(days=lag)
+                train = window.select(visible_history(history, data_end), data_end)
                 try:
                     if fitted is None:
                         fitted = forecaster.fit(train, unique_id)
-                    rows.append(_forecast_rows(fitted, train, cutoff, unique_id, horizon, forecaster.name, levels))
+                    rows.append(_forecast_rows(fitted, train, cutoff, unique_id, horizon, forecaster.name, levels, lag=lag))
                 except Exception as error:  # noqa: BLE001 (a failing model must not fail the night)
                     if isinstance(forecaster, SeasonalNaiveForecaster):
                         raise
                     fitted = None  # the next cutoff of the block tries a fresh fit
-                    rows.append(_fallback_rows(train, cutoff, unique_id, horizon, forecaster.name, levels, failure_reason(error)))
+                    reason = failure_reason(error)
+                    rows.append(_fallback_rows(train, cutoff, unique_id, horizon, forecaster.name, levels, reason, lag))
     return _assemble(rows, levels)
 
 
 def _fallback_rows(
     train: pd.DataFrame, cutoff: pd.Timestamp, unique_id: str, horizon: int, model_name: str,
-    levels: tuple[int, ...], reason: str,
+    levels: tuple[int, ...], reason: str, lag: int = 0,
 ) -> dict[str, np.ndarray]:
     """The seasonal-naive forecast under the failing model's name, its version marking why."""
     naive = SeasonalNaiveForecaster().fit(train, unique_id)
     version = naive_fallback_version(naive.version, reason)
-    return _forecast_rows(naive, train, cutoff, unique_id, horizon, model_name, levels, version)
+    return _forecast_rows(naive, train, cutoff, unique_id, horizon, model_name, levels, version, lag)
 
 
 def _one_blas_thread() -> contextlib.AbstractContextManager:
@@ -296,12 +312,15 @@ def _one_blas_thread() -> contextlib.AbstractContextManager:
 
 def _forecast_rows(
     fitted: Fitted, train: pd.DataFrame, cutoff: pd.Timestamp, unique_id: str, horizon: int, model_name: str,
-    levels: tuple[int, ...], version: str | None = None,
+    levels: tuple[int, ...], version: str | None = None, lag: int = 0,
 ) -> dict[str, np.ndarray]:
-    forecast = fitted.forecast(train, horizon, levels)
+    """Rows h = 1..horizon after ``cutoff``; ``train`` ends ``lag`` days before it, so the model
+    forecasts ``lag + horizon`` days and the first ``lag`` are dropped."""
+    forecast = fitted.forecast(train, lag + horizon, levels)
     mean = np.asarray(forecast.mean, dtype=np.float64)
-    if mean.shape != (horizon,):
-        raise ValueError(f"{model_name} returned {mean.shape} forecasts for horizon {horizon}")
+    if mean.shape != (lag + horizon,):
+        raise ValueError(f"{model_name} returned {mean.shape} forecasts for horizon {lag + horizon}")
+    mean = mean[lag:]
     if not np.isfinite(mean).all():
         raise NonFiniteForecast(f"{model_name} forecast {int((~np.isfinite(mean)).sum())} non-finite value(s)")
     steps = np.arange(1, horizon + 1, dtype=np.int64)
@@ -317,7 +336,7 @@ def _forecast_rows(
     for level in sorted(set(CONTRACT_LEVELS) | set(levels)):
         for side, bounds in (("lo", forecast.lower), ("hi", forecast.upper)):
             values = bounds.get(level) if level in levels else None
-            rows[f"y_{side}_{level}"] = np.full(horizon, np.nan) if values is None else np.asarray(values, np.float64)
+            rows[f"y_{side}_{level}"] = np.full(horizon, np.nan) if values is None else np.asarray(values, np.float64)[lag:]
     return rows
 
 
@@ -350,10 +369,10 @@ def _contiguous_chunks(units: list[Unit], parts: int) -> list[list[Unit]]:
     return [units[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
-def _history_for(history: pd.DataFrame, chunk: list[Unit], window: TrainingWindow) -> pd.DataFrame:
+def _history_for(history: pd.DataFrame, chunk: list[Unit], window: TrainingWindow, lag: int = 0) -> pd.DataFrame:
     """Only the rows a chunk's cutoffs can see, so workers are not sent the whole history."""
-    cutoffs = [c for _, block in chunk for c in block]
-    return history.loc[min(window.first_day(c) for c in cutoffs) : max(cutoffs)]
+    data_ends = [c - pd.Timedelta(days=lag) for _, block in chunk for c in block]
+    return history.loc[min(window.first_day(d) for d in data_ends) : max(data_ends)]
 
 
 _POOLS: dict[tuple[int, tuple[str, ...]], multiprocessing.pool.Pool] = {}

@@ -19,7 +19,7 @@ Pure functions on frames: no Prefect, no storage, no clock. Conventions (also in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -72,6 +72,46 @@ def range_window(start: pd.Timestamp | str, end: pd.Timestamp | str) -> Window:
     if first > last:
         raise ValueError(f"window start {first.date()} is after its end {last.date()}")
     return Window(range_window_name(first, last), first, last)
+
+
+TargetScope = Literal["run_dates", "all"]
+TARGET_SCOPES: dict[str, str] = {
+    "run_dates": "the targets on the run dates (cutoff + 1 of each cutoff), from every stored forecast of them",
+    "all": "every target of every cutoff (cutoff + 1 .. cutoff + horizon)",
+}
+"""What each scope of :func:`scored_targets` scores, in words for reports and printouts."""
+
+
+def scored_targets(
+    first_cutoff: pd.Timestamp | str,
+    last_cutoff: pd.Timestamp | str,
+    horizon: int,
+    last_actual: pd.Timestamp | str,
+    scope: TargetScope,
+) -> Window:
+    """The targets a walk-forward over the cutoffs ``first_cutoff`` .. ``last_cutoff`` is scored
+    on: the one definition the backfill and backtest leaderboards and ``bench/score_forecasts.py``
+    share (a :func:`range_window`, both ends inclusive).
+
+    * ``"run_dates"`` (a backfill: its cutoffs are its run dates - 1): the run dates themselves,
+      ``first_cutoff + 1 .. last_cutoff + 1``, the days the nightly runs of that range would have
+      scored. The last cutoffs' forecasts of later days are stored but not scored; forecasts of
+      earlier cutoffs that target the range are (every stored forecast of a target in the window).
+    * ``"all"`` (a backtest): every target of every cutoff, ``first_cutoff + 1 .. last_cutoff +
+      horizon``.
+
+    Either way the window ends at ``last_actual`` at most (a later target has nothing to be scored
+    against yet); a window that would end before it starts raises ``ValueError``.
+    """
+    if scope not in TARGET_SCOPES:
+        raise ValueError(f"unknown target scope {scope!r}; known: {', '.join(TARGET_SCOPES)}")
+    if horizon < 1:
+        raise ValueError(f"horizon must be at least 1, got {horizon}")
+    day = pd.Timedelta(days=1)
+    last_reach = day if scope == "run_dates" else horizon * day
+    first = _midnight(first_cutoff) + day
+    last = min(_midnight(last_cutoff) + last_reach, _midnight(last_actual))
+    return range_window(first, last)
 
 
 def actuals_long(actuals: pd.DataFrame, series: Sequence[str] = DEFAULT_SERIES) -> pd.DataFrame:

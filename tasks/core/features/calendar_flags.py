@@ -48,7 +48,9 @@ CALENDAR_FLAGS = (
     "christmas_eve",  # Dec 24
     "christmas_week",  # Dec 26..Dec 30
     "new_years_eve",  # Dec 31
-    "january_2",  # the first working day after New Year's Day, often taken off
+    "january_2",  # the working day right after the New Year holiday, often taken off: Jan 2, or Jan 3
+    # when Jan 1 is a Sunday (Jan 2 is then the observed holiday); none when the holiday runs into
+    # the weekend (Jan 1 on a Friday or Saturday: the next working day is an ordinary Monday)
     "observed_holiday",  # the weekday a weekend holiday is observed on (Monday after, Friday before)
     "new_years_day",  # each Sunday-service holiday on its own date, whatever the weekday
     "memorial_day",
@@ -147,7 +149,7 @@ def _flags_on_consecutive_days(days: pd.DatetimeIndex) -> dict[str, np.ndarray]:
         "christmas_eve": (month == 12) & (dom == 24),
         "christmas_week": (month == 12) & (dom >= 26) & (dom <= 30),
         "new_years_eve": (month == 12) & (dom == 31),
-        "january_2": (month == 1) & (dom == 2) & is_weekday,
+        "january_2": is_weekday & ~holiday & previous_holiday & (month == 1) & (dom <= 3),
         "observed_holiday": holiday & ~fixed_holiday & ((weekday == 0) | (weekday == 4)) & _observed_fixed(days),
         "new_years_day": (month == 1) & (dom == 1),
         "memorial_day": _in_rule(days, "memorial_day"),

@@ -4,7 +4,9 @@ Inputs are forecast-contract rows, so the ensemble needs nothing but what its me
 
 * the members' forecasts **at the cutoff** being combined (never from a later cutoff), and
 * for weights, the members' earlier forecasts whose targets had matured by the cutoff
-  (``ds <= cutoff``), scored against actuals up to the cutoff: no leakage.
+  (``ds <= cutoff``), scored against actuals up to the cutoff: no leakage. With a publication lag
+  of N days (a backtest's ``--publication-lag``) the actuals are known up to ``cutoff - N`` only,
+  and that is where matured targets end (and where a break must have been detected).
 
 Methods: ``mean``, ``median`` and ``inverse_mae`` (weights ∝ 1 / a member's trailing MAE over the
 last ``lookback_days`` days of matured targets, all horizons pooled; equal weights while a member
@@ -71,13 +73,13 @@ class Break:
 
 def member_weights(
     spec: EnsembleSpec, past: pd.DataFrame, actuals: pd.DataFrame, unique_id: str, cutoff: pd.Timestamp,
-    latest: Break | None = None,
+    latest: Break | None = None, publication_lag: int = 0,
 ) -> dict[str, float]:
     """Weights of the members for one series at one cutoff, summing to 1.
 
     ``past``: members' stored forecasts from earlier cutoffs (contract rows); only targets in
-    ``(cutoff - lookback_days, cutoff]`` count. ``actuals``: long rows ``unique_id, ds, y``.
-    ``latest``: the series' latest level shift detected by the cutoff, if any. While that regime
+    ``(known - lookback_days, known]`` count, ``known`` = the cutoff less ``publication_lag`` days
+    (the last actual published by then). ``actuals``: long rows ``unique_id, ds, y``. ``latest``: the series' latest level shift detected by the cutoff, if any. While that regime
     is younger than ``regime_days``, the weights come only from forecasts made since the break
     was detected, of targets in the last ``regime_lookback_days``; the ``last_resort`` members
     join, and weights are ∝ 1 / MAE ** ``regime_power``. Until ``regime_min_scored`` such
@@ -85,13 +87,14 @@ def member_weights(
     by themselves) carry the ensemble: forecasts made before the detection say nothing about who
     tracks the new level, and the others still forecast the old one.
     """
+    known = cutoff - pd.Timedelta(days=publication_lag)
     if latest is not None and cutoff - latest.start < pd.Timedelta(days=spec.regime_days):
-        return _regime_weights(spec, past, actuals, unique_id, cutoff, latest)
+        return _regime_weights(spec, past, actuals, unique_id, cutoff, known, latest)
     equal = {m: 1.0 / len(spec.members) for m in spec.members}
     if spec.method != "inverse_mae":
         return equal
-    first = cutoff - pd.Timedelta(days=spec.lookback_days)
-    errors = _member_errors(past, actuals, unique_id, cutoff, first, spec.members)
+    first = known - pd.Timedelta(days=spec.lookback_days)
+    errors = _member_errors(past, actuals, unique_id, cutoff, known, first, spec.members)
     if any(m not in errors.index or errors.loc[m, "size"] < spec.min_scored for m in spec.members):
         return equal
     return _inverse(errors, spec.members, 1.0)
@@ -104,12 +107,12 @@ def regime_members(spec: EnsembleSpec) -> tuple[str, ...]:
 
 def _regime_weights(
     spec: EnsembleSpec, past: pd.DataFrame, actuals: pd.DataFrame, unique_id: str, cutoff: pd.Timestamp,
-    latest: Break,
+    known: pd.Timestamp, latest: Break,
 ) -> dict[str, float]:
     candidates = regime_members(spec)
-    first = max(cutoff - pd.Timedelta(days=spec.regime_lookback_days), latest.start - pd.Timedelta(days=1))
+    first = max(known - pd.Timedelta(days=spec.regime_lookback_days), latest.start - pd.Timedelta(days=1))
     since_detection = past[past["cutoff"] >= latest.detected]
-    errors = _member_errors(since_detection, actuals, unique_id, cutoff, first, candidates)
+    errors = _member_errors(since_detection, actuals, unique_id, cutoff, known, first, candidates)
     scored = [m for m in candidates if m in errors.index and errors.loc[m, "size"] >= spec.regime_min_scored]
     if scored:
         return _inverse(errors, tuple(scored), spec.regime_power)
@@ -118,16 +121,16 @@ def _regime_weights(
 
 
 def _member_errors(
-    past: pd.DataFrame, actuals: pd.DataFrame, unique_id: str, cutoff: pd.Timestamp, first: pd.Timestamp,
-    members: Sequence[str],
+    past: pd.DataFrame, actuals: pd.DataFrame, unique_id: str, cutoff: pd.Timestamp, known: pd.Timestamp,
+    first: pd.Timestamp, members: Sequence[str],
 ) -> pd.DataFrame:
-    """Mean absolute error and count per member over targets in ``(first, cutoff]`` of forecasts
-    from cutoffs before ``cutoff``, scored against actuals known by then."""
+    """Mean absolute error and count per member over targets in ``(first, known]`` of forecasts
+    from cutoffs before ``cutoff``, scored against the actuals published by then (up to ``known``)."""
     rows = past[
-        (past["unique_id"] == unique_id) & (past["ds"] > first) & (past["ds"] <= cutoff) & (past["cutoff"] < cutoff)
+        (past["unique_id"] == unique_id) & (past["ds"] > first) & (past["ds"] <= known) & (past["cutoff"] < cutoff)
         & past["model"].isin(members)
     ]  # fmt: skip
-    scored = rows.merge(actuals, on=["unique_id", "ds"], how="inner")
+    scored = rows.merge(actuals[actuals["ds"] <= known], on=["unique_id", "ds"], how="inner")
     return (scored["y_hat"] - scored["y"]).abs().groupby(scored["model"]).agg(["mean", "size"])
 
 
@@ -182,19 +185,22 @@ def combine_at_cutoff(
 
 def ensemble_forecasts(
     spec: EnsembleSpec, stored: pd.DataFrame, actuals: pd.DataFrame, series: Sequence[str], cutoffs: Sequence[pd.Timestamp],
-    breaks: pd.DataFrame | None = None,
+    breaks: pd.DataFrame | None = None, publication_lag: int = 0,
 ) -> pd.DataFrame:
     """The ensemble for every series × cutoff. ``stored``: the members' (and last-resort models')
     contract rows with cutoffs from ``lookback_days + max h`` days before the first cutoff up to
-    the last; ``actuals``: long ``unique_id, ds, y`` (only values up to each cutoff are used);
-    ``breaks``: level shifts as :func:`tasks.core.features.level_shifts.series_breaks` gives them
-    (``unique_id, start, detected``); only those detected by a cutoff count at it."""
+    the last; ``actuals``: long ``unique_id, ds, y`` (only values up to each cutoff less
+    ``publication_lag`` days are used); ``breaks``: level shifts as
+    :func:`tasks.core.features.level_shifts.series_breaks` gives them (``unique_id, start,
+    detected``); only those detected by then count at a cutoff."""
     members = stored[stored["model"].isin(regime_members(spec))]
     parts = []
     for cutoff in sorted(pd.Timestamp(c) for c in cutoffs):
-        known = actuals[actuals["ds"] <= cutoff]
+        published = cutoff - pd.Timedelta(days=publication_lag)
+        known = actuals[actuals["ds"] <= published]
         for unique_id in series:
-            weights = member_weights(spec, members, known, unique_id, cutoff, latest_break(breaks, unique_id, cutoff))
+            latest = latest_break(breaks, unique_id, published)
+            weights = member_weights(spec, members, known, unique_id, cutoff, latest, publication_lag)
             parts.append(combine_at_cutoff(spec, members, weights, unique_id, cutoff))
     parts = [p for p in parts if not p.empty]
     if not parts:

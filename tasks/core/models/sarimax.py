@@ -10,7 +10,13 @@ observation intercept ``X beta`` is filtering ``u`` with none, so the means and 
 statsmodels' ``get_forecast(exog=...)`` (checked in the tests), at the cost of the seed's path.
 
 A flag that never occurs in the training window cannot be estimated and is left out of that fit
-(its effect is taken as zero). Intervals are the model's Gaussian ones (on the log scale when
+(its effect is taken as zero); so is one that is a linear combination of the flags before it in
+the window (:func:`_estimable_columns`): in most 400-day windows no Sunday-service holiday falls
+on a Sunday, and ``holiday_off_sunday`` is then the sum of each holiday's own flag and
+``observed_holiday``. Dropping the last of each dependent set (usually ``christmas_day``, and
+``bridge_day`` when Christmas Eve and New Year's Eve are the bridge days) keeps the regression of
+full rank; the fitted effect on every day of the window is unchanged, so ``sarimax``'s forecasts
+moved by at most 1.4e-9 (relative) on ten real windows (``bench/bench_sarimax_rank.py``). Intervals are the model's Gaussian ones (on the log scale when
 ``log``, then exponentiated: a monotone map keeps the quantiles).
 
 Measured choices (``bench/bench_accuracy.py``, issue 10's protocols A and B, mean MAE over
@@ -47,6 +53,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.linalg
 from scipy.stats import norm
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from statsmodels.tsa.arima.model import ARIMA
@@ -60,6 +67,11 @@ MODEL_NAME = "sarimax"
 SARIMAX_FLAGS = DIRECT_FLAGS
 """Every flag the backtest kept for ``ridge``; dropping any one group made sarimax worse (module
 docstring)."""
+RANK_TOLERANCE = 1e-8
+"""A column closer than this (relative to its norm) to the span of the kept ones adds nothing of
+its own and is dropped (:func:`_estimable_columns`). The flags are far from that edge: over every
+400-day window ending 2002-03-01..2026-12-31 (every 5th day) a dependent column lies within
+~1e-15 of the span and every kept one at least half its norm away."""
 
 
 @dataclass(frozen=True)
@@ -88,8 +100,10 @@ class SarimaxForecaster:
         kept = tuple(self.flags[i] for i in used)
         model = ARIMA(z, exog=exog[:, used] if used else None, order=self.order, seasonal_order=self.seasonal_order)
         with warnings.catch_warnings():
-            # The log-scale likelihood with a dozen flags often stops at L-BFGS's iteration cap:
-            # those last iterates are what the backtest measured, so the warning is noise here.
+            # The log-scale likelihood stops at L-BFGS's iteration cap (50) on most windows, of full
+            # rank or not (bench/bench_sarimax_rank.py: 10 of 10 real 400-day windows; with the
+            # cap raised it converges after 64-152 iterations): those last iterates are what the
+            # backtest measured, so the warning is noise here.
             warnings.simplefilter("ignore", ConvergenceWarning)
             params = np.asarray(model.fit(return_params=True), dtype=np.float64)
         beta, arma_params = params[: len(used)], params[len(used) :]
@@ -149,15 +163,26 @@ class SarimaxFitted:
         return calendar_features(days, self.flags).to_numpy() @ self.beta
 
 
-def _estimable_columns(exog: np.ndarray, observed: np.ndarray) -> list[int]:
-    """Columns that occur on an observed day and are not a copy of an earlier kept column: the
-    others have no likelihood information (an all-zero column) or none of their own."""
+def _estimable_columns(exog: np.ndarray, observed: np.ndarray, tolerance: float = RANK_TOLERANCE) -> list[int]:
+    """The columns kept for a fit, in order: each that adds a direction of its own to the earlier
+    kept ones on the observed days. A column that never occurs there (all zero) has no likelihood
+    information; one that is a linear combination of kept columns (a copy, or
+    ``holiday_off_sunday`` = the sum of each holiday's own flag and ``observed_holiday`` when no
+    holiday in the window falls on a Sunday) has none of its own: left in, it makes the regression
+    rank-deficient, the likelihood flat along that combination, and the optimiser wanders along it.
+
+    Rank-revealing, greedily in flag order (so the earlier flag of a dependent set is kept, however
+    many days each counts): the QR of the kept columns plus the candidate gives, in its last
+    diagonal entry of ``R``, the candidate's distance from the span of the kept ones; the
+    candidate is kept when that is above ``tolerance`` times its own norm. The kept columns are
+    of full column rank and span every column of ``exog`` on the observed days."""
+    rows = exog[observed]
+    norms = np.linalg.norm(rows, axis=0)
     kept: list[int] = []
-    for j in range(exog.shape[1]):
-        column = exog[observed, j]
-        if not column.any():
-            continue
-        if any(np.array_equal(column, exog[observed, k]) for k in kept):
-            continue
-        kept.append(j)
+    for j in range(rows.shape[1]):
+        if len(kept) == rows.shape[0] or norms[j] == 0:
+            continue  # full row rank already, or a flag that never occurs
+        r = scipy.linalg.qr(rows[:, [*kept, j]], mode="r", check_finite=False)[0]
+        if abs(r[len(kept), len(kept)]) > tolerance * norms[j]:
+            kept.append(j)
     return kept
