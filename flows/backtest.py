@@ -24,11 +24,13 @@ from tasks.evaluate import ReportOutcome
 from tasks.ingest import remove_interrupted_writes
 
 STANDARD_PERIODS = {
+    "2018": (date(2018, 3, 1), date(2018, 6, 30)),
     "2019": (date(2019, 3, 1), date(2019, 12, 31)),
     "2020": (date(2020, 2, 1), date(2020, 7, 31)),
     "2021": (date(2021, 3, 1), date(2021, 11, 30)),
 }
-"""The documented periods: a normal year, the March 2020 shock, and the recovery."""
+"""The documented periods: a normal year, the March 2020 shock, the recovery, and the sealed
+confirmation period (2018), on which no default is ever chosen (docs/models-and-accuracy.md)."""
 
 
 @dataclass(frozen=True)

@@ -212,8 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     backtest = commands.add_parser("backtest", help="rolling-origin evaluation of models, stored apart from production")
     period = backtest.add_mutually_exclusive_group()
     period.add_argument(
-        "--period", choices=["2019", "2020", "2021"],
-        help="a documented period: 2019 = 2019-03-01..12-31, 2020 = 2020-02-01..07-31 (the shock), 2021 = 2021-03-01..11-30",
+        "--period", choices=["2018", "2019", "2020", "2021"],
+        help="a documented period: 2019 = 2019-03-01..12-31, 2020 = 2020-02-01..07-31 (the shock), 2021 = 2021-03-01..11-30; "
+        "2018 = 2018-03-01..06-30, the sealed confirmation period (no default is chosen on it)",
     )
     period.add_argument("--start", type=_iso_date, help="first cutoff (YYYY-MM-DD)")
     backtest.add_argument("--end", type=_iso_date, help="last cutoff (YYYY-MM-DD)")

@@ -20,15 +20,8 @@ import pytest
 
 from schemas.forecasts import EngineForecastSchema
 from tasks.core.models.forecaster import Forecast
-from tasks.core.walk_forward import (
-    CHUNKS_PER_WORKER,
-    FORECAST_COLUMNS,
-    TrainingWindow,
-    _worker_count,
-    forecast_at,
-    historical_forecasts,
-    refit_blocks,
-)
+from tasks.core.walk_forward import FORECAST_COLUMNS, TrainingWindow, forecast_at, historical_forecasts, refit_blocks
+from tasks.core.worker_pool import CHUNKS_PER_WORKER, worker_count
 
 START = pd.Timestamp("2020-01-01")
 
@@ -170,12 +163,12 @@ def test_parallel_runs_in_worker_processes():
 
 
 def test_small_jobs_stay_in_process():
-    assert _worker_count(8, 2) == 1  # a nightly run: two fits are not worth a process
-    assert _worker_count(2, 100) == 2
-    assert _worker_count(1, 100) == 1
-    assert _worker_count(None, 100) >= 1
+    assert worker_count(8, 2) == 1  # a nightly run: two fits are not worth a process
+    assert worker_count(2, 100) == 2
+    assert worker_count(1, 100) == 1
+    assert worker_count(None, 100) >= 1
     with pytest.raises(ValueError):
-        _worker_count(0, 100)
+        worker_count(0, 100)
 
 
 def test_data_after_the_cutoff_never_reaches_the_model():
