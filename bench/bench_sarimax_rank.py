@@ -36,8 +36,8 @@ import tasks.core.models.sarimax as sarimax  # noqa: E402
 from tasks.core.features.calendar_flags import calendar_features  # noqa: E402
 from tasks.core.models.catalog import default_training_days, statistical_forecaster  # noqa: E402
 from tasks.core.walk_forward import TrainingWindow  # noqa: E402
+from bench_accuracy import csv_path, load_history  # noqa: E402  (same folder: the same file, read the same way)
 
-CSV_NAME = "CTA_-_Ridership_-_Daily_Boarding_Totals.csv"
 CUTOFFS = ("2019-03-01", "2019-04-15", "2019-06-01", "2020-03-20", "2021-05-01")
 HORIZON = 14
 MAX_ITERATIONS = 50  # statsmodels' default for L-BFGS in MLEModel.fit
@@ -56,16 +56,6 @@ def duplicates_only(exog: np.ndarray, observed: np.ndarray) -> list[int]:
 RULES = {"duplicates": duplicates_only, "rank": sarimax._estimable_columns}
 
 
-def csv_path() -> Path:
-    configured = os.environ.get("RIDERSHIP_REAL_CSV")
-    return Path(configured) if configured else REPO.parent / "shared" / "data" / CSV_NAME
-
-
-def load_history(path: Path) -> pd.DataFrame:
-    raw = pd.read_csv(path, parse_dates=["service_date"], date_format="%m/%d/%Y").drop_duplicates()
-    history = raw.rename(columns={"service_date": "ds", "rail_boardings": "rail"}).set_index("ds").sort_index()
-    history = history[["bus", "rail", "day_type"]].astype({"bus": "float64", "rail": "float64"})
-    return history.asfreq("D")
 
 
 def fit_and_forecast(model: str, window: pd.DataFrame, unique_id: str, rule: str, repeats: int, maxiter: int) -> dict:
@@ -109,7 +99,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--maxiter", type=int, default=MAX_ITERATIONS, help="L-BFGS iteration cap (production: 50)")
     args = parser.parse_args()
-    history = load_history(csv_path())
+    history = load_history(csv_path()).asfreq("D")
     print(f"{'model':<12}{'series':<7}{'cutoff':<12}{'cols':>10}{'rank':>9}{'iterations':>13}{'fit CPU s':>15}{'max |dy|/y':>12}  dropped")
     for model in args.models.split(","):
         window_days = TrainingWindow.rolling(default_training_days(model))
