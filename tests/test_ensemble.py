@@ -142,9 +142,9 @@ def test_ensemble_forecasts_scores_with_actuals_up_to_each_cutoff_only(monkeypat
     seen: dict[pd.Timestamp, pd.DataFrame] = {}
     real_weights = ensemble.member_weights
 
-    def recording_weights(spec, past, actuals, unique_id, cutoff, latest=None):
+    def recording_weights(spec, past, actuals, unique_id, cutoff, latest=None, publication_lag=0):
         seen[cutoff] = actuals.copy()
-        return real_weights(spec, past, actuals, unique_id, cutoff, latest)
+        return real_weights(spec, past, actuals, unique_id, cutoff, latest, publication_lag)
 
     monkeypatch.setattr(ensemble, "member_weights", recording_weights)
     combined = ensemble.ensemble_forecasts(SPEC_2, stored, actuals, ["rail"], cutoffs)
