@@ -154,3 +154,38 @@ def test_with_a_publication_lag_the_flow_step_fits_the_extra_steps_instead_of_fa
     from_data_end = RidgeForecaster(max_horizon=17).fit(history.loc[: cutoff - pd.Timedelta(days=3)].iloc[-800:], "rail")
     expected = from_data_end.forecast(history.loc[: cutoff - pd.Timedelta(days=3)].iloc[-800:], 17).mean[3:]
     np.testing.assert_array_equal(lagged["y_hat"].to_numpy(), expected)
+
+
+def station_history(opened: str = "2017-08-31", end: str = "2019-09-15") -> pd.DataFrame:
+    """A station that opened on ``opened``: zeros before, three test-ride days (7, 45 and 96
+    rides), then about 10,000 rides a weekday."""
+    days = pd.date_range("2012-01-01", end, freq="D", name="ds")
+    level = np.exp(np.log(10_000) + np.array([0.0, 0.02, 0.03, 0.02, 0.0, -0.6, -1.0])[days.day_of_week])
+    rides = level * np.random.default_rng(2).lognormal(0, 0.03, len(days))
+    start = pd.Timestamp(opened)
+    rides = np.where(days < start - pd.Timedelta(days=3), 0.0, rides)
+    for offset, value in zip((3, 2, 1), (7.0, 45.0, 96.0)):
+        rides[days == start - pd.Timedelta(days=offset)] = value
+    return pd.DataFrame({"station:41700": rides}, index=days)
+
+
+def test_a_young_station_is_not_extrapolated_from_its_test_ride_days():
+    """Two years after opening, the two-year-ago references are the test-ride days: a feature far
+    outside what the model was trained on. Forecasts stay at the station's level (before the
+    columns were held to their training range: up to 9,018,058 rides for ~10,000 a day)."""
+    history = station_history()
+    cutoff = history.index[-1]
+    forecasts = historical_forecasts(history, RidgeForecaster(), ["station:41700"], [cutoff], 14, TrainingWindow.rolling(2557))
+    assert not forecasts["model_version"].str.startswith("fallback").any()
+    recent_max = history["station:41700"].iloc[-28:].max()
+    assert forecasts["y_hat"].max() < 1.5 * recent_max
+    assert forecasts["y_hat"].min() > 0
+
+
+def test_a_closed_station_is_forecast_to_stay_closed_not_by_a_fallback():
+    history = station_history(end="2021-11-30")
+    history.loc["2021-10-01":, "station:41700"] = 0.0
+    cutoff = history.index[-1]
+    forecasts = historical_forecasts(history, RidgeForecaster(), ["station:41700"], [cutoff], 14, TrainingWindow.rolling(2557))
+    assert (forecasts["y_hat"] == 0).all() and (forecasts["y_hi_95"] == 0).all()
+    assert not forecasts["model_version"].str.startswith("fallback").any()
