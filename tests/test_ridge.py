@@ -189,3 +189,17 @@ def test_a_closed_station_is_forecast_to_stay_closed_not_by_a_fallback():
     forecasts = historical_forecasts(history, RidgeForecaster(), ["station:41700"], [cutoff], 14, TrainingWindow.rolling(2557))
     assert (forecasts["y_hat"] == 0).all() and (forecasts["y_hi_95"] == 0).all()
     assert not forecasts["model_version"].str.startswith("fallback").any()
+
+
+def test_a_station_reopening_after_months_closed_is_forecast_at_its_old_level_not_by_a_fallback():
+    """Three days after a five-month closure most weekdays have not been seen for eight weeks:
+    their last known level stands in (before: no baseline, a non-finite forecast, a fallback)."""
+    history = station_history(opened="2012-02-01", end="2013-10-22")
+    history.loc["2013-05-20":"2013-10-19", "station:41700"] = 0.0
+    cutoff = history.index[-1]
+    forecasts = historical_forecasts(history, RidgeForecaster(), ["station:41700"], [cutoff], 14, TrainingWindow.rolling(2557))
+    assert not forecasts["model_version"].str.startswith("fallback").any()
+    before = history.loc["2013-04-01":"2013-05-19", "station:41700"]
+    weekday = forecasts["ds"].dt.day_of_week.to_numpy()
+    typical = before.groupby(before.index.day_of_week).median().reindex(weekday).to_numpy()
+    assert np.all(np.abs(forecasts["y_hat"].to_numpy() / typical - 1) < 0.25)

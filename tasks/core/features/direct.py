@@ -91,6 +91,7 @@ class Prepared:
     holiday: np.ndarray
     same_kind_mean: dict[int, np.ndarray]
     last_same_kind: np.ndarray
+    last_known_same_kind: np.ndarray
     recent_deviation: dict[int, np.ndarray]
     weekday_level: dict[int, np.ndarray]
     shifts: ShiftedSeries | None = None
@@ -174,6 +175,7 @@ class DirectFeatures:
             holiday=holiday,
             same_kind_mean=same_kind_mean,
             last_same_kind=last,
+            last_known_same_kind=_last_known_same_weekday(clean),
             recent_deviation=recent,
             weekday_level=level,
             shifts=shifts,
@@ -217,6 +219,9 @@ class DirectFeatures:
         # eight weeks, else the latest value itself, rather than no forecast.
         base = np.where(np.isnan(base), p.same_kind_mean[8][latest], base)
         base = np.where(np.isnan(base), p.log_values[latest], base)
+        # A kind not seen for eight weeks (a station reopening after months closed): its last
+        # known level, however old, rather than no forecast at all.
+        base = np.where(np.isnan(base), p.last_known_same_kind[latest], base)
         columns = [
             p.last_same_kind[latest] - base,
             p.same_kind_mean[2][latest] - base,
@@ -249,6 +254,14 @@ class DirectFeatures:
         weekday_level = 2 if self.weekday_level else 0
         yoy = 2 if self.year_over_year else 0
         return 6 + weekday_level + yoy + 7 + 4 * self.fourier_terms + len(self.flags)
+
+
+def _last_known_same_weekday(values: np.ndarray) -> np.ndarray:
+    """Per day, the latest finite value of the same weekday at or before it (NaN before any)."""
+    out = np.full_like(values, np.nan)
+    for first in range(7):
+        out[first::7] = pd.Series(values[first::7]).ffill().to_numpy()
+    return out
 
 
 def _shift(values: np.ndarray, lag: int) -> np.ndarray:
