@@ -13,6 +13,12 @@ last ``lookback_days`` days of matured targets, all horizons pooled; equal weigh
 has fewer than ``min_scored`` scored forecasts). The method in production is chosen by the
 backtest (docs/models-and-accuracy.md).
 
+After a level shift of the series (a break detected by the cutoff, younger than ``regime_days``)
+the weights follow the new regime instead: 1 / MAE ** ``regime_power`` over the forecasts made
+since the detection, with the ``last_resort`` models (the seasonal naive) among the candidates,
+and the ``re_anchoring`` members alone until enough of those forecasts are scored (see
+:func:`member_weights`; measured on the 2020 shock in docs/models-and-accuracy.md).
+
 Intervals: each bound is the same combination of the members' bounds (for the mean and the
 weights, quantile averaging; for the median, the median bound), over the members that have the
 interval; where a combined band does not contain the combined point forecast it is widened to do
