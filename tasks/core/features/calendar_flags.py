@@ -124,11 +124,25 @@ def calendar_features(
     index = pd.DatetimeIndex(days).normalize()
     if len(index) == 0:
         return pd.DataFrame({name: np.array([], dtype=float) for name in flags}, index=index)
-    # One day either side, so that "the day after a holiday" is right at the edges of ``days``.
-    padded = pd.date_range(index.min() - pd.Timedelta(days=3), index.max() + pd.Timedelta(days=3), freq="D")
-    all_flags = _flags_on_consecutive_days(padded)
-    positions = padded.get_indexer(index)
+    # Whole years plus three days either side, so that "the day after a holiday" is right at the
+    # edges of ``days``; computed once per span of years (a walk-forward asks for nearly the same
+    # window at every cutoff, and these flags were a quarter of ridge's time).
+    first, last = index.min(), index.max()
+    start, all_flags = _flags_of_years(first.year - (first.month == 1 and first.day <= 3), last.year + (last.month == 12 and last.day >= 29))
+    positions = ((index - start) // pd.Timedelta(days=1)).to_numpy()
     return pd.DataFrame({name: all_flags[name][positions].astype(float) for name in flags}, index=index)
+
+
+@lru_cache(maxsize=16)
+def _flags_of_years(first_year: int, last_year: int) -> tuple[pd.Timestamp, dict[str, np.ndarray]]:
+    """Every flag from three days before ``first_year`` to three days after ``last_year``: the
+    first day and read-only arrays (they are shared by every caller)."""
+    start = pd.Timestamp(first_year, 1, 1) - pd.Timedelta(days=3)
+    days = pd.date_range(start, pd.Timestamp(last_year, 12, 31) + pd.Timedelta(days=3), freq="D")
+    flags = _flags_on_consecutive_days(days)
+    for values in flags.values():
+        values.flags.writeable = False
+    return start, flags
 
 
 def _flags_on_consecutive_days(days: pd.DatetimeIndex) -> dict[str, np.ndarray]:
