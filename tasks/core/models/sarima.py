@@ -130,13 +130,7 @@ class SarimaFitted:
             raise ValueError(f"horizon must be at least 1, got {horizon}")
         values = series_values(history, self.unique_id)
         means, variances = forecast_moments(self._model_for(values), self.params, horizon)
-        std_errors = np.sqrt(variances)
-        lower: dict[int, np.ndarray] = {}
-        upper: dict[int, np.ndarray] = {}
-        for level in levels:
-            # statsmodels' conf_int, written out: mean ∓ q · se with q = norm.ppf(1 - alpha / 2).
-            q = norm.ppf(1.0 - (1.0 - level / 100.0) / 2.0)
-            lower[level], upper[level] = means - q * std_errors, means + q * std_errors
+        lower, upper = gaussian_bounds(means, variances, levels)
         return Forecast(mean=means, lower=lower, upper=upper)
 
     def refit(self, history: pd.DataFrame) -> SarimaFitted:
@@ -184,6 +178,20 @@ def forecast_moments(model: ARIMA, params: np.ndarray, horizon: int) -> tuple[np
         state = transition @ state + state_intercept
         state_cov = transition @ state_cov @ transition.T + selected_state_cov
     return means, variances
+
+
+def gaussian_bounds(
+    means: np.ndarray, variances: np.ndarray, levels: Sequence[int]
+) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Lower and upper bounds per level: statsmodels' conf_int written out, mean ∓ q · se with
+    q = norm.ppf(1 - alpha / 2)."""
+    std_errors = np.sqrt(variances)
+    lower: dict[int, np.ndarray] = {}
+    upper: dict[int, np.ndarray] = {}
+    for level in levels:
+        q = norm.ppf(1.0 - (1.0 - level / 100.0) / 2.0)
+        lower[level], upper[level] = means - q * std_errors, means + q * std_errors
+    return lower, upper
 
 
 def series_values(history: pd.DataFrame, unique_id: str) -> np.ndarray:

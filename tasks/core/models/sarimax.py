@@ -54,14 +54,15 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 import scipy.linalg
-from scipy.stats import norm
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from statsmodels.tsa.arima.model import ARIMA
 
 from tasks.core.features.calendar_flags import calendar_features
 from tasks.core.features.direct import DIRECT_FLAGS
 from tasks.core.models.forecaster import DEFAULT_LEVELS, Forecast
-from tasks.core.models.sarima import SEED_ORDER, SEED_SEASONAL_ORDER, forecast_moments, model_version, series_values
+from tasks.core.models.sarima import (
+    SEED_ORDER, SEED_SEASONAL_ORDER, forecast_moments, gaussian_bounds, model_version, series_values,
+)
 
 MODEL_NAME = "sarimax"
 SARIMAX_FLAGS = DIRECT_FLAGS
@@ -145,12 +146,7 @@ class SarimaxFitted:
         residual_model = ARIMA(z - effect_past, order=spec.order, seasonal_order=spec.seasonal_order)
         means, variances = forecast_moments(residual_model, self.arma_params, horizon)
         means = means + effect_future
-        std_errors = np.sqrt(variances)
-        lower: dict[int, np.ndarray] = {}
-        upper: dict[int, np.ndarray] = {}
-        for level in levels:
-            q = norm.ppf(1.0 - (1.0 - level / 100.0) / 2.0)
-            lower[level], upper[level] = means - q * std_errors, means + q * std_errors
+        lower, upper = gaussian_bounds(means, variances, levels)
         if spec.log:
             means = np.exp(means)
             lower = {level: np.exp(b) for level, b in lower.items()}
