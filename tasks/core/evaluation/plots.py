@@ -77,6 +77,11 @@ def series_charts(
     return charts
 
 
+def _line_style(model: object, reference_model: str, colors: Mapping[str, str]) -> dict[str, str]:
+    """The reference model grey and dashed; every other model in its colour (``C0`` if none)."""
+    return REFERENCE_STYLE if model == reference_model else {"color": colors.get(str(model), "C0")}
+
+
 def forecasts_vs_actuals_png(
     forecasts: pd.DataFrame,
     actuals: pd.DataFrame,
@@ -93,8 +98,7 @@ def forecasts_vs_actuals_png(
     actual = actuals.sort_values("ds")
     axes.plot(actual["ds"], actual["y"], color="black", linewidth=1.8, label="actual", zorder=3)
     for model, rows in forecasts.sort_values(["model", "ds"]).groupby("model", sort=True):
-        is_reference = model == reference_model
-        style = REFERENCE_STYLE if is_reference else {"color": colors.get(str(model), "C0")}
+        style = _line_style(model, reference_model, colors)
         axes.plot(rows["ds"], rows["y_hat"], linewidth=1.2, label=str(model), **style)
         band = rows.dropna(subset=["y_lo_95", "y_hi_95"])
         if not band.empty:
@@ -116,7 +120,7 @@ def mae_by_horizon_png(
     figure, axes = _new_figure()
     per_horizon = metrics[(metrics["h"] > 0) & metrics["mae"].notna()].sort_values(["model", "h"])
     for model, rows in per_horizon.groupby("model", sort=True):
-        style = REFERENCE_STYLE if model == reference_model else {"color": colors.get(str(model), "C0")}
+        style = _line_style(model, reference_model, colors)
         axes.plot(rows["h"], rows["mae"], marker="o", markersize=3, linewidth=1.2, label=str(model), **style)
     horizons = np.sort(per_horizon["h"].unique())
     if horizons.size:
@@ -143,7 +147,7 @@ def mape_distribution_png(
     jitter = np.random.default_rng(0)  # fixed: the same data gives the same bytes
     for position, model in enumerate(models, start=1):
         values = rows.loc[rows["model"] == model, "mape"].to_numpy(np.float64)
-        color = REFERENCE_STYLE["color"] if model == reference_model else colors.get(model, "C0")
+        color = _line_style(model, reference_model, colors)["color"]
         axes.boxplot(values, positions=[position], orientation="horizontal", widths=0.6, showfliers=False,
                      medianprops={"color": color, "linewidth": 2}, boxprops={"color": color})  # fmt: skip
         spread = jitter.uniform(-0.18, 0.18, values.size)
