@@ -88,7 +88,7 @@ def detect_level_shifts(
     starts: list[int] = []
     detections: list[int] = []
     sizes: list[float] = []
-    run_sizes: list[float] = []
+    directions: list[int] = []
     after = 0  # days up to a detection are settled: a new run starts after it
     while (found := _first_run(adjusted, after, rule, confirmations)) is not None:
         start, detected, size = found
@@ -96,7 +96,7 @@ def detect_level_shifts(
         starts.append(start)
         detections.append(detected)
         sizes.append(size)
-        run_sizes.append(size)
+        directions.append(int(np.sign(size)))
         after = detected + 1
     if starts:
         correction = _refinement(adjusted, starts[-1], rule.refine_days)
@@ -105,7 +105,7 @@ def detect_level_shifts(
     offset = np.zeros(n)
     for start, size in zip(starts, sizes):
         offset[:start] += size
-    shifts = tuple(LevelShift(s, d, z, int(np.sign(r))) for s, d, z, r in zip(starts, detections, sizes, run_sizes))
+    shifts = tuple(LevelShift(*shift) for shift in zip(starts, detections, sizes, directions))
     return ShiftedSeries(shifts=shifts, offset=offset)
 
 
@@ -190,16 +190,27 @@ def log_series(history: pd.DataFrame, unique_id: str) -> np.ndarray:
         return np.where(values > 0, np.log(values), np.nan)
 
 
+def total_shifts(
+    history: pd.DataFrame, ordinary: np.ndarray, rule: ShiftRule = ShiftRule()
+) -> dict[str, tuple[LevelShift, ...]]:
+    """The shifts of each system total in ``history``, by the plain rule (so two totals never
+    confirm each other in a circle)."""
+    return {
+        total: detect_level_shifts(log_series(history, total), ordinary, rule).shifts
+        for total in TOTAL_SERIES if total in history.columns
+    }  # fmt: skip
+
+
 def confirming_shifts(
     history: pd.DataFrame, unique_id: str, ordinary: np.ndarray, rule: ShiftRule = ShiftRule()
 ) -> tuple[LevelShift, ...]:
-    """The shifts of the system totals in ``history`` other than ``unique_id`` (by the plain
-    rule, so two totals never confirm each other in a circle): what may back a shorter run."""
-    shifts: list[LevelShift] = []
-    for other in TOTAL_SERIES:
-        if other != unique_id and other in history.columns:
-            shifts.extend(detect_level_shifts(log_series(history, other), ordinary, rule).shifts)
-    return tuple(shifts)
+    """The shifts of the system totals in ``history`` other than ``unique_id``: what may back a
+    shorter run of ``unique_id``."""
+    return _of_others(total_shifts(history, ordinary, rule), unique_id)
+
+
+def _of_others(totals: dict[str, tuple[LevelShift, ...]], unique_id: str) -> tuple[LevelShift, ...]:
+    return tuple(shift for total, shifts in totals.items() if total != unique_id for shift in shifts)
 
 
 def series_breaks(
@@ -210,9 +221,10 @@ def series_breaks(
     The system totals among its columns confirm the other series' shifts."""
     daily = history.asfreq("D") if len(history) else history
     ordinary = ordinary_days(calendar_features(daily.index))
+    totals = total_shifts(daily, ordinary, rule)  # once, not once per series
     rows = []
     for unique_id in unique_ids:
-        confirmations = confirming_shifts(daily, unique_id, ordinary, rule)
+        confirmations = _of_others(totals, unique_id)
         for shift in detect_level_shifts(log_series(daily, unique_id), ordinary, rule, confirmations).shifts:
             rows.append((unique_id, daily.index[shift.start], daily.index[shift.detected], shift.size))
     types = {"unique_id": "str", "start": "datetime64[ns]", "detected": "datetime64[ns]", "size": "float64"}
