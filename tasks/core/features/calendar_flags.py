@@ -127,8 +127,7 @@ def calendar_features(
     # Whole years plus three days either side, so that "the day after a holiday" is right at the
     # edges of ``days``; computed once per span of years (a walk-forward asks for nearly the same
     # window at every cutoff, and these flags were a quarter of ridge's time).
-    first, last = index.min(), index.max()
-    start, all_flags = _flags_of_years(first.year - (first.month == 1 and first.day <= 3), last.year + (last.month == 12 and last.day >= 29))
+    start, all_flags = _flags_of_years(index.min().year, index.max().year)
     positions = ((index - start) // pd.Timedelta(days=1)).to_numpy()
     return pd.DataFrame({name: all_flags[name][positions].astype(float) for name in flags}, index=index)
 
