@@ -60,9 +60,11 @@ def backfill(
         models: Models to forecast with. Default (empty): naive, sarima, sarimax, sarimax_log, ridge, the production RNNs
             from RIDERSHIP_RNN_MODELS (multitask_rnn unless set; set empty: none) and the
             ensemble of RIDERSHIP_ENSEMBLE_MEMBERS (ridge, sarimax_log unless set;
-            set empty: no ensemble). RNNs are retrained every 7 days inside the range.
+            set empty: no ensemble) for bus and rail, RIDERSHIP_MANY_SERIES_MODELS (naive, ridge
+            unless set) for every other series. RNNs are retrained every 7 days inside the range.
         series: Series to forecast: ids (bus, rail, route:9, station:40380) or shell patterns
-            such as route:* (every route). Default (empty): RIDERSHIP_SERIES (bus, rail unless set).
+            such as route:* (every route). Default (empty): RIDERSHIP_SERIES (unless set: bus, rail, rail_entries, station:*;
+            a default pattern the store has nothing for is skipped).
         overwrite: Recompute cutoffs already stored and replace their files. Default false:
             skip them, so an interrupted backfill resumes where it stopped.
         train_start: Fit SARIMA on an expanding window from this date (give this or
@@ -83,7 +85,10 @@ def backfill(
     window = training_window(settings, train_start, train_days)
     history = load_required_history(store, chosen_series)
     cutoffs = cutoffs_for_run_dates(pd.Timestamp(start), pd.Timestamp(end))
-    progress = forecast_cutoffs(store, history, settings, chosen_models, chosen_series, cutoffs, window, overwrite)
+    progress = forecast_cutoffs(
+        store, history, settings, chosen_models, chosen_series, cutoffs, window, overwrite,
+        many_series_models=None if models else settings.many_series_models,
+    )
     targets = scored_targets(cutoffs[0], cutoffs[-1], settings.horizon, history.index.max(), "run_dates")
     report = score_and_report(
         store, settings, run_date=pd.Timestamp(end), eval_date=targets.end,

@@ -91,9 +91,11 @@ def backtest(
         models: models to compare. Default (empty): the production set, as a backfill's: naive,
             sarima, sarimax, sarimax_log, ridge, the RNNs from RIDERSHIP_RNN_MODELS (multitask_rnn unless set)
             and the ensemble of RIDERSHIP_ENSEMBLE_MEMBERS (ridge, sarimax_log unless set); with a
-            publication_lag, the same without the RNNs (which do not support one).
+            publication_lag, the same without the RNNs (which do not support one); every series but
+            bus and rail gets RIDERSHIP_MANY_SERIES_MODELS (naive, ridge unless set).
         series: series to forecast: ids (bus, rail, route:9, station:40380) or shell patterns
-            such as route:* (every route). Default (empty): RIDERSHIP_SERIES (bus, rail unless set).
+            such as route:* (every route). Default (empty): RIDERSHIP_SERIES (unless set: bus, rail, rail_entries, station:*;
+            a default pattern the store has nothing for is skipped).
         overwrite: recompute cutoffs already stored in this backtest (default: skip them).
         publication_lag: days of data held back before each cutoff (default 0): the forecast
             labelled cutoff c uses the data up to c - publication_lag only, and still forecasts
@@ -114,7 +116,8 @@ def backtest(
         raise InvalidInput(f"the first cutoff {start} leaves nothing to score: the data ends {history.index.max().date()}")
     window = training_window(settings, None, None)
     progress = forecast_cutoffs(
-        store, history, settings, chosen_models, chosen_series, cutoffs, window, overwrite, publication_lag
+        store, history, settings, chosen_models, chosen_series, cutoffs, window, overwrite, publication_lag,
+        many_series_models=None if models else settings.many_series_models,
     )
     targets = scored_targets(cutoffs[0], cutoffs[-1], settings.horizon, history.index.max(), "all")
     described = f"backtest {name}: {len(cutoffs)} cutoffs {start}..{end} every {every} day(s)"

@@ -114,12 +114,15 @@ def forecast_cutoffs(
     window: TrainingWindow,
     overwrite: bool,
     publication_lag: int = 0,
+    many_series_models: Sequence[str] | None = None,
 ) -> ForecastProgress:
     """Forecast every model × series × cutoff not stored yet, chunk by chunk, with progress.
 
     ``publication_lag`` (a backtest's): each forecast labelled cutoff c is made from the data up
     to c - lag (:func:`tasks.core.walk_forward.historical_forecasts`); whether a series is active
-    is judged there too. The statistical models and the ensemble support it; the RNNs do not."""
+    is judged there too. The statistical models and the ensemble support it; the RNNs do not.
+    ``many_series_models``: a run on the production sets, where the series other than the totals
+    get only these models (:func:`flows.series.model_series`)."""
     logger = get_run_logger()
     check_models(models)
     check_publication_lag(publication_lag, models)
@@ -151,7 +154,7 @@ def forecast_cutoffs(
     with runner or contextlib.nullcontext():
         cluster = ClusterForecasts(runner, store, history, settings, run_id, advance, publication_lag) if runner else None
         for model in models:
-            forecast_series = model_series(model, series)
+            forecast_series = model_series(model, series, many_series_models)
             todo = cutoffs_to_run(store, model, {s: active[s] for s in forecast_series}, list(ready), overwrite)
             progress.skipped[model] = len(ready) - len(todo)
             done += progress.skipped[model]

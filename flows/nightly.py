@@ -12,12 +12,11 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from flows.common import ForecastProgress, default_models, forecast_cutoffs, score_and_report, training_window
-from flows.series import model_series, with_totals
+from flows.series import model_series, resolve_settings_series, with_totals
 from flows.ingest import ingest
 from flows.settings import Settings
 from schemas.errors import DegradedRun, Unavailable
 from storage import Store
-from tasks.core.data.activity import resolve_series
 from tasks.core.models.catalog import is_rnn
 from tasks.evaluate import ReportOutcome
 from tasks.ingest import IngestSummary
@@ -88,7 +87,7 @@ def nightly(run_date: date | None = None) -> NightlySummary:
     available = store.ridership.series_ids()
     if not available:
         raise Unavailable(f"no clean data under {store.url} to forecast from: {ingest_error}")
-    series = resolve_series(list(settings.series), available)
+    series = resolve_settings_series(None, available, settings)
     history = load_history(store, with_totals(series))
     cutoff, lag_days = nightly_cutoff(day, history.index.max())
     data_used = _data_used(ingested if not ingest_error else None, ingest_error, history.index.max())
@@ -111,7 +110,8 @@ def nightly(run_date: date | None = None) -> NightlySummary:
 
     window = training_window(settings, None, None)
     progress = forecast_cutoffs(
-        store, history, settings, models, series, pd.DatetimeIndex([cutoff]), window, overwrite=False
+        store, history, settings, models, series, pd.DatetimeIndex([cutoff]), window, overwrite=False,
+        many_series_models=settings.many_series_models,
     )
     report = score_and_report(
         store, settings, run_date=pd.Timestamp(day), eval_date=cutoff, target_range=None,

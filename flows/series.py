@@ -21,7 +21,14 @@ def choose_series(store: Store, requested: Sequence[str] | None, settings: Setti
     available = store.ridership.series_ids()
     if not available:
         raise Unavailable(f"no clean data under {store.url}: run `ridership ingest` first")
-    return resolve_series(list(requested or settings.series), available)
+    return resolve_settings_series(requested, available, settings)
+
+
+def resolve_settings_series(requested: Sequence[str] | None, available: Sequence[str], settings: Settings) -> list[str]:
+    """``requested``, else the configured series; the built-in default skips what the store lacks."""
+    if requested:
+        return resolve_series(list(requested), available)
+    return resolve_series(list(settings.series), available, skip_unmatched=not settings.series_from_env)
 
 
 def with_totals(series: Sequence[str]) -> list[str]:
@@ -37,6 +44,9 @@ def load_required_history(store: Store, series: Sequence[str] | None = None) -> 
     return history
 
 
-def model_series(model: str, series: Sequence[str]) -> list[str]:
-    """The series a model forecasts: the RNNs are built on the two system totals only."""
-    return [s for s in series if s in TOTAL_SERIES] if is_rnn(model) else list(series)
+def model_series(model: str, series: Sequence[str], many_series_models: Sequence[str] | None = None) -> list[str]:
+    """The series a model forecasts: the RNNs are built on the two system totals only; with
+    ``many_series_models`` (a run on the production sets), a model outside that set forecasts the
+    totals only."""
+    totals_only = is_rnn(model) or (many_series_models is not None and model not in many_series_models)
+    return [s for s in series if s in TOTAL_SERIES] if totals_only else list(series)

@@ -57,7 +57,11 @@ class Settings:
     source_timeout_s: float = 120.0
     source_retry_delay_s: float = 10.0  # first retry; then 2x, 4x (three retries)
     storage: str = field(default_factory=lambda: str(_project_dir() / "var" / "storage"))
-    series: tuple[str, ...] = ("bus", "rail")
+    # Every series of the store by default: the system totals, the 'L' stations and their sum. A
+    # default pattern that matches nothing (no station file ingested) is skipped; a pattern set in
+    # RIDERSHIP_SERIES must match.
+    series: tuple[str, ...] = ("bus", "rail", "rail_entries", "station:*")
+    series_from_env: bool = False
     horizon: int = 14
     # Rolling 182 days, chosen by a backtest (docs/models-and-accuracy.md); an expanding window from
     # RIDERSHIP_SARIMA_TRAIN_START is used when RIDERSHIP_SARIMA_TRAIN_DAYS is set to 0.
@@ -66,6 +70,9 @@ class Settings:
     # Backtest (docs/models-and-accuracy.md): both RNNs trail ridge by a third; multitask_rnn trains in a
     # third of seq2seq's time for the same accuracy, so it alone stays the weekly RNN.
     statistical_models: tuple[str, ...] = STATISTICAL_MODELS
+    # The production set of every series but the system totals (stations, routes, rail_entries):
+    # chosen by the station backtest (docs/models-and-accuracy.md, "Stations").
+    many_series_models: tuple[str, ...] = ("naive", "ridge")
     rnn_models: tuple[str, ...] = ("multitask_rnn",)
     rnn_improved_recipe: tuple[str, ...] = ("mulvar_rnn", "multitask_rnn")
     rnn_train_days: int = 1096
@@ -106,12 +113,17 @@ class Settings:
         RIDERSHIP_SOURCE_TIMEOUT_S  a download must finish within this many seconds (default: 120)
         RIDERSHIP_SOURCE_RETRY_DELAY_S  first retry delay of a transient failure; doubles, 3 retries (default: 10)
         RIDERSHIP_STORAGE           storage root: local path or fsspec URL (default: ./var/storage)
-        RIDERSHIP_SERIES            comma-separated series ids or patterns to forecast (default: bus,rail;
+        RIDERSHIP_SERIES            comma-separated series ids or patterns to forecast (default:
+                                    bus,rail,rail_entries,station:*, each default pattern where the
+                                    store has it;
                                     e.g. bus,rail,route:*,station:* or *)
         RIDERSHIP_HORIZON           days ahead forecast from each cutoff (default: 14)
         RIDERSHIP_SARIMA_TRAIN_DAYS   SARIMA's rolling window in days (default: 182; 0: expanding)
         RIDERSHIP_SARIMA_TRAIN_START  first date of the expanding window when TRAIN_DAYS is 0 (default: 2018-01-01)
         RIDERSHIP_STATISTICAL_MODELS  the statistical models of the nightly set (default: all five)
+        RIDERSHIP_MANY_SERIES_MODELS  the production set for every series but bus and rail (stations,
+                                    routes, rail_entries) when a run uses the production sets
+                                    (default: naive,ridge)
         RIDERSHIP_RNN_MODELS        production RNN architectures (default: multitask_rnn)
         RIDERSHIP_RNN_IMPROVED_RECIPE  architectures trained on standardised series with Adam instead
                                     of the book's ÷1e6 scaling and SGD (default: mulvar_rnn,multitask_rnn)
@@ -160,10 +172,12 @@ class Settings:
             offline_snapshot=env.get("RIDERSHIP_OFFLINE_SNAPSHOT", defaults.offline_snapshot),
             storage=env.get("RIDERSHIP_STORAGE", defaults.storage),
             series=_csv(env.get("RIDERSHIP_SERIES", ",".join(defaults.series))),
+            series_from_env=bool(env.get("RIDERSHIP_SERIES", "").strip()),
             horizon=int(env.get("RIDERSHIP_HORIZON", defaults.horizon)),
             sarima_train_start=env.get("RIDERSHIP_SARIMA_TRAIN_START", defaults.sarima_train_start),
             sarima_train_days=train_days or None,
             statistical_models=_csv(env.get("RIDERSHIP_STATISTICAL_MODELS", ",".join(defaults.statistical_models))),
+            many_series_models=_csv(env.get("RIDERSHIP_MANY_SERIES_MODELS", ",".join(defaults.many_series_models))),
             rnn_models=_csv(env.get("RIDERSHIP_RNN_MODELS", ",".join(defaults.rnn_models))),
             rnn_improved_recipe=_csv(env.get("RIDERSHIP_RNN_IMPROVED_RECIPE", ",".join(defaults.rnn_improved_recipe))),
             rnn_train_days=int(env.get("RIDERSHIP_RNN_TRAIN_DAYS", defaults.rnn_train_days)),

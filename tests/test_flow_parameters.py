@@ -26,6 +26,7 @@ DEFAULTS = Settings()
 DEFAULT_MODELS = [
     *STATISTICAL_MODELS, "RIDERSHIP_RNN_MODELS", ", ".join(DEFAULTS.rnn_models),
     "RIDERSHIP_ENSEMBLE_MEMBERS", ", ".join(DEFAULTS.ensemble_members),
+    "RIDERSHIP_MANY_SERIES_MODELS", ", ".join(DEFAULTS.many_series_models),
 ]
 DEFAULT_SERIES = ["RIDERSHIP_SERIES", ", ".join(DEFAULTS.series)]
 NONE_MEANS = {

@@ -14,6 +14,8 @@ import pytest
 
 from flows.backfill import backfill
 from flows.ingest import ingest
+from flows.series import model_series, resolve_settings_series
+from flows.settings import Settings
 from schemas.errors import InvalidInput
 from schemas.series import empty_long
 from storage import Store
@@ -116,6 +118,36 @@ def test_series_are_chosen_by_id_or_pattern_and_an_unknown_one_is_one_line():
     assert str(caught.value) == "unknown series tram, route:55; the store has bus, rail, route:* (2), station:* (1)"
     with pytest.raises(InvalidInput):
         resolve_series(["../etc"], available)
+
+
+def test_the_default_series_list_skips_what_the_store_lacks_but_an_explicit_one_does_not():
+    totals_only = ["bus", "rail"]
+    defaults = Settings()
+    assert resolve_settings_series(None, totals_only, defaults) == ["bus", "rail"]
+    with_stations = ["bus", "rail", "rail_entries", "station:40380", "station:41700", "route:9"]
+    assert resolve_settings_series(None, with_stations, defaults) == [
+        "bus", "rail", "rail_entries", "station:40380", "station:41700",
+    ]  # fmt: skip
+    chosen = Settings.from_env({"RIDERSHIP_SERIES": "bus,station:*"})
+    assert chosen.series_from_env
+    with pytest.raises(InvalidInput, match="unknown series station:"):
+        resolve_settings_series(None, totals_only, chosen)
+    with pytest.raises(InvalidInput, match="unknown series route:"):
+        resolve_settings_series(["route:*"], totals_only, defaults)  # a flow parameter is explicit too
+    with pytest.raises(InvalidInput, match="unknown series"):
+        resolve_series(["tram", "metro"], totals_only, skip_unmatched=True)  # nothing at all matched
+
+
+def test_on_the_production_sets_only_the_many_series_models_forecast_the_stations():
+    series = ["bus", "rail", "rail_entries", "station:40380"]
+    many = Settings().many_series_models
+    assert model_series("ridge", series, many) == series
+    assert model_series("naive", series, many) == series
+    assert model_series("sarimax_log", series, many) == ["bus", "rail"]
+    assert model_series("ensemble", series, many) == ["bus", "rail"]
+    assert model_series("multitask_rnn", series, many) == ["bus", "rail"]
+    assert model_series("sarimax_log", series) == series  # an explicit model list: every series
+    assert model_series("multitask_rnn", series) == ["bus", "rail"]  # the RNNs: the totals, always
 
 
 def test_a_series_is_forecast_only_where_it_has_recent_data_and_enough_history():

@@ -74,6 +74,25 @@ def test_a_break_in_a_system_total_lets_a_three_day_run_of_another_series_count(
     assert series_breaks(rising, ["bus"]).empty
 
 
+def test_a_station_needs_two_weeks_alone_to_break_where_a_total_needs_four_days():
+    """An event (a festival, a homestand) lifts one station for days; the totals' four-day rule
+    would re-anchor it on the event. A run long enough, or one a total confirms, still counts."""
+    calm = weekly_series(shift_at=None)
+    end = pd.Timestamp("2021-05-20")
+    festival = dip(calm, "rail", end, 6).loc[:end]  # six ordinary days off by -0.6 log
+    station = festival.rename(columns={"rail": "station:40680"})
+    assert len(series_breaks(festival, ["rail"])) == 1
+    assert series_breaks(station, ["station:40680"]).empty
+    lasting = dip(calm, "rail", end, 14).loc[:end].rename(columns={"rail": "station:40680"})
+    found = series_breaks(lasting, ["station:40680"])
+    assert len(found) == 1 and found["detected"].iloc[0] == end
+    # The system's own break still reaches a station within three days.
+    rail_breaks = weekly_series()
+    detected = series_breaks(rail_breaks, ["rail"])["detected"].iloc[0]
+    with_station = dip(rail_breaks.assign(**{"station:40680": calm["rail"]}), "station:40680", detected, 3)
+    assert series_breaks(with_station.loc[:detected], ["station:40680"])["detected"].tolist() == [detected]
+
+
 def test_ridge_forecasts_the_new_level_seven_days_after_the_break():
     history = weekly_series()
     cutoff = BREAK + pd.Timedelta(days=7)

@@ -92,8 +92,8 @@ def test_features_at_an_anchor_only_read_the_past(history):
     anchor = 750
     tampered = values.copy()
     tampered[anchor + 1 :] *= np.random.default_rng(1).uniform(0.2, 5.0, len(values) - anchor - 1)
-    clean = features.prepare(values, history.index[0], horizon=0)
-    dirty = features.prepare(tampered, history.index[0], horizon=0)
+    clean = features.prepare(values, history.index[0], horizon=0, unique_id="rail")
+    dirty = features.prepare(tampered, history.index[0], horizon=0, unique_id="rail")
     for h in range(1, 15):
         x_clean, base_clean = features.design(clean, np.array([anchor]), h)
         x_dirty, base_dirty = features.design(dirty, np.array([anchor]), h)

@@ -32,9 +32,11 @@ def check_series_syntax(requested: Sequence[str]) -> None:
         raise InvalidInput(f"unknown series {', '.join(bad)}: use ids such as bus, rail, route:9, station:40380, or patterns such as route:*")
 
 
-def resolve_series(requested: Sequence[str], available: Iterable[str]) -> list[str]:
+def resolve_series(requested: Sequence[str], available: Iterable[str], skip_unmatched: bool = False) -> list[str]:
     """The series of ``available`` that ``requested`` names (ids or shell patterns such as
-    ``route:*``), in store order; every requested item must match something."""
+    ``route:*``), in store order; every requested item must match something, unless
+    ``skip_unmatched`` (a default list: ``station:*`` where no station file was ingested), when
+    at least one must."""
     check_series_syntax(requested)
     known = sorted(available, key=_store_order)
     chosen: list[str] = []
@@ -44,7 +46,7 @@ def resolve_series(requested: Sequence[str], available: Iterable[str]) -> list[s
         if not matches:
             unknown.append(item)
         chosen.extend(m for m in matches if m not in chosen)
-    if unknown:
+    if unknown and not (skip_unmatched and chosen):
         raise InvalidInput(f"unknown series {', '.join(unknown)}; the store has {describe_series(known)}")
     return sorted(chosen, key=_store_order)
 

@@ -123,10 +123,12 @@ class DirectFeatures:
         }
 
     def prepare(
-        self, values: np.ndarray, first_day: pd.Timestamp, horizon: int, confirmations: Sequence[LevelShift] = ()
+        self, values: np.ndarray, first_day: pd.Timestamp, horizon: int, confirmations: Sequence[LevelShift] = (),
+        *, unique_id: str,
     ) -> Prepared:
         """Arrays for ``values`` (one per day from ``first_day``) and ``horizon`` days after.
-        ``confirmations``: the system totals' level shifts on the same days (see level_shifts)."""
+        ``confirmations``: the system totals' level shifts on the same days (see level_shifts);
+        ``unique_id`` decides which shift rule applies (a part of the system needs a longer run)."""
         n = len(values)
         days = pd.date_range(first_day, periods=n + horizon, freq="D")
         log_values = np.full(n + horizon, np.nan)
@@ -136,7 +138,7 @@ class DirectFeatures:
         flags = all_flags[list(self.flags)].to_numpy() if self.flags else np.zeros((len(days), 0))
         holiday = all_flags["holiday_off_sunday"].to_numpy() > 0
         special = all_flags[list(self.flags) or ["holiday_off_sunday"]].to_numpy().any(axis=1) | holiday
-        shifts = self.young_shifts(log_values[:n], all_flags.iloc[:n], confirmations)
+        shifts = self.young_shifts(log_values[:n], all_flags.iloc[:n], confirmations, unique_id=unique_id)
         if shifts is not None:
             # The past re-expressed at today's level: baselines re-anchor once a break is detected.
             log_values[:n] += shifts.offset
@@ -189,7 +191,7 @@ class DirectFeatures:
         return confirming_shifts(history, unique_id, ordinary_days(calendar_features(history.index)), self.level_shifts)
 
     def young_shifts(
-        self, log_values: np.ndarray, flags: pd.DataFrame, confirmations: Sequence[LevelShift] = ()
+        self, log_values: np.ndarray, flags: pd.DataFrame, confirmations: Sequence[LevelShift] = (), *, unique_id: str
     ) -> ShiftedSeries | None:
         """The level shifts of the series, when its latest one started less than
         ``young_regime_weeks`` before its last day; else None. Only a young regime changes the
@@ -198,7 +200,8 @@ class DirectFeatures:
         its calm-year accuracy does not move)."""
         if self.level_shifts is None or not self.young_regime_weeks:
             return None
-        shifts = detect_level_shifts(log_values, ordinary_days(flags), self.level_shifts, confirmations)
+        rule = self.level_shifts.for_series(unique_id)
+        shifts = detect_level_shifts(log_values, ordinary_days(flags), rule, confirmations)
         latest = shifts.latest()
         if latest is None or len(log_values) - 1 - latest.start >= 7 * self.young_regime_weeks:
             return None

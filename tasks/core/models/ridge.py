@@ -87,7 +87,7 @@ class RidgeForecaster:
     def fit(self, history: pd.DataFrame, unique_id: str) -> RidgeFitted:
         values = series_values(history, unique_id)
         confirmations = self.features.confirmations(history, unique_id)
-        prepared = self.features.prepare(values, history.index[0], horizon=0, confirmations=confirmations)
+        prepared = self.features.prepare(values, history.index[0], 0, confirmations, unique_id=unique_id)
         last = len(values) - 1
         models = []
         for h in range(1, self.max_horizon + 1):
@@ -145,7 +145,8 @@ class RidgeFitted:
         values = series_values(history, self.unique_id)
         if closed(values):
             return closed_forecast(horizon, levels)
-        prepared = features.prepare(values, history.index[0], horizon, features.confirmations(history, self.unique_id))
+        confirmations = features.confirmations(history, self.unique_id)
+        prepared = features.prepare(values, history.index[0], horizon, confirmations, unique_id=self.unique_id)
         cutoff = np.array([len(values) - 1])
         log_mean = np.empty(horizon)
         for h in range(1, horizon + 1):
