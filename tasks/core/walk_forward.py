@@ -11,6 +11,9 @@ ending D - N and forecasts N + horizon days from there; the first N are dropped,
 still labelled cutoff D with ``ds = D + h``, h = 1..horizon, and compare with a lag-0 backtest at
 the same horizons.
 
+A *global* model (one with ``fit_panel``, e.g. ``global_ridge``) is fitted once per refit block
+on all the series of the call and forecasts each of them; a failed fit falls back for each.
+
 Parallelism: with ``refit_every = k`` the cutoffs fall into blocks of k that share one fit and
 nothing else, so blocks are independent (k = 1: every cutoff is). Blocks are dealt to worker
 processes in contiguous runs; results are concatenated in the serial order, so a parallel run
@@ -137,7 +140,25 @@ def historical_forecasts(
     history = as_daily(history)
     cutoff_index = _normalized_cutoffs(cutoffs)
     blocks = refit_blocks(cutoff_index, refit_every)
+    if is_panel(forecaster):
+        ids = tuple(str(uid) for uid in unique_ids)
+        frame = _run_in_parallel(history, forecaster, [(ids, block) for block in blocks], horizon, window, levels, n_jobs, publication_lag)
+        # Back to the contract's order (series, then cutoff), which the blocks interleave.
+        order = {uid: i for i, uid in enumerate(ids)}
+        return frame.sort_values(["unique_id", "cutoff", "h"], key=lambda c: c.map(order) if c.name == "unique_id" else c, kind="stable", ignore_index=True)
     units = [(str(uid), block) for uid in unique_ids for block in blocks]
+    return _run_in_parallel(history, forecaster, units, horizon, window, levels, n_jobs, publication_lag)
+
+
+def is_panel(forecaster: object) -> bool:
+    """A global model: fitted on all the series of a call at once (``fit_panel``)."""
+    return callable(getattr(forecaster, "fit_panel", None))
+
+
+def _run_in_parallel(
+    history: pd.DataFrame, forecaster: Forecaster, units: list, horizon: int, window: TrainingWindow,
+    levels: Sequence[int], n_jobs: int | None, publication_lag: int,
+) -> pd.DataFrame:
     workers = worker_count(n_jobs, len(units))
     lag = publication_lag
     if workers <= 1:
@@ -235,6 +256,7 @@ def _normalized_cutoffs(cutoffs: Sequence[pd.Timestamp | str]) -> pd.DatetimeInd
 
 
 Unit = tuple[str, tuple[pd.Timestamp, ...]]  # (unique_id, the cutoffs sharing one fit)
+PanelUnit = tuple[tuple[str, ...], tuple[pd.Timestamp, ...]]  # a global model's: all its series
 
 
 def _run_units(
@@ -244,6 +266,8 @@ def _run_units(
     """Forecast every (series, refit block) unit in order; runs in-process or in a worker."""
     rows = []
     with one_blas_thread():
+        if is_panel(forecaster):
+            return _run_panel_units(history, forecaster, units, horizon, window, levels, lag)
         for unique_id, block in units:
             fitted: Fitted | None = None
             for cutoff in block:
@@ -257,6 +281,34 @@ def _run_units(
                     if isinstance(forecaster, SeasonalNaiveForecaster):
                         raise
                     fitted = None  # the next cutoff of the block tries a fresh fit
+                    reason = failure_reason(error)
+                    rows.append(_fallback_rows(train, cutoff, unique_id, horizon, forecaster.name, levels, reason, lag))
+    return _assemble(rows, levels)
+
+
+def _run_panel_units(
+    history: pd.DataFrame, forecaster: Forecaster, units: Sequence[PanelUnit], horizon: int, window: TrainingWindow,
+    levels: tuple[int, ...], lag: int = 0,
+) -> pd.DataFrame:
+    """A global model's units: one fit per refit block for all its series, then each series'
+    forecast; a failure falls back per series (a failed fit: for each of them)."""
+    rows = []
+    for unique_ids, block in units:
+        fitted: dict[str, Fitted] | None = None
+        for cutoff in block:
+            data_end = cutoff - pd.Timedelta(days=lag)
+            train = window.select(visible_history(history, data_end), data_end)
+            try:
+                if fitted is None:
+                    fitted = forecaster.fit_panel(train, list(unique_ids))  # type: ignore[attr-defined]
+            except Exception as error:  # noqa: BLE001 (a failing model must not fail the night)
+                reason = failure_reason(error)
+                rows.extend(_fallback_rows(train, cutoff, uid, horizon, forecaster.name, levels, reason, lag) for uid in unique_ids)
+                continue
+            for unique_id in unique_ids:
+                try:
+                    rows.append(_forecast_rows(fitted[unique_id], train, cutoff, unique_id, horizon, forecaster.name, levels, lag=lag))
+                except Exception as error:  # noqa: BLE001
                     reason = failure_reason(error)
                     rows.append(_fallback_rows(train, cutoff, unique_id, horizon, forecaster.name, levels, reason, lag))
     return _assemble(rows, levels)

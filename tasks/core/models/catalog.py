@@ -9,18 +9,21 @@ from schemas.errors import InvalidInput
 from tasks.core.models.forecaster import SERIES, Forecaster
 
 STATISTICAL_MODELS = ("naive", "sarima", "sarimax", "sarimax_log", "ridge")
+GLOBAL_MODELS = ("global_ridge",)
+"""Fitted once per cutoff across every station of a run (``tasks/core/models/global_ridge.py``);
+fitted like the statistical models, never part of the totals' production set."""
 RNN_MODELS = (
     "linear", "simple_rnn", "deep_rnn", "mulvar_rnn", "multitask_rnn", "s2v_14", "seq2seq",
     "ln_rnn", "lstm", "gru", "conv_gru", "wavenet",
 )  # fmt: skip
 COMBINATION_MODELS = ("ensemble",)
 """Models made from other models' stored forecasts (``tasks/core/models/ensemble.py``)."""
-ALL_MODELS = STATISTICAL_MODELS + RNN_MODELS + COMBINATION_MODELS
-MODEL_TRAINING_DAYS: dict[str, int] = {"sarimax": 400, "sarimax_log": 400, "ridge": 2557}
+ALL_MODELS = STATISTICAL_MODELS + GLOBAL_MODELS + RNN_MODELS + COMBINATION_MODELS
+MODEL_TRAINING_DAYS: dict[str, int] = {"sarimax": 400, "sarimax_log": 400, "ridge": 2557, "global_ridge": 1095}
 """Models whose tuned training window differs from the engine's default (182 days)."""
 
 ModelName = Literal[
-    "naive", "sarima", "sarimax", "sarimax_log", "ridge", "linear", "simple_rnn", "deep_rnn", "mulvar_rnn", "multitask_rnn", "s2v_14",
+    "naive", "sarima", "sarimax", "sarimax_log", "ridge", "global_ridge", "linear", "simple_rnn", "deep_rnn", "mulvar_rnn", "multitask_rnn", "s2v_14",
     "seq2seq", "ln_rnn", "lstm", "gru", "conv_gru", "wavenet", "ensemble",
 ]  # fmt: skip
 SeriesName = str  # an id (bus, rail, route:9, station:40380) or a pattern (route:*); checked against the store
@@ -53,12 +56,13 @@ MODEL_FAMILIES = ("statistical", "rnn", "combination", "other")
 
 def model_family(model: str) -> str:
     """The family a model name belongs to (one of :data:`MODEL_FAMILIES`; ``other`` if unknown)."""
-    if model in STATISTICAL_MODELS:
+    if model in STATISTICAL_MODELS or model in GLOBAL_MODELS:
         return "statistical"
     return "rnn" if is_rnn(model) else "combination" if is_combination(model) else "other"
 
 
 def statistical_forecaster(model: str, sarima: SarimaOptions = SarimaOptions()) -> Forecaster:
+    from tasks.core.models.global_ridge import GlobalRidgeForecaster
     from tasks.core.models.naive import SeasonalNaiveForecaster
     from tasks.core.models.ridge import RidgeForecaster
     from tasks.core.models.sarima import SarimaForecaster
@@ -78,7 +82,9 @@ def statistical_forecaster(model: str, sarima: SarimaOptions = SarimaOptions()) 
         return SarimaxForecaster(log=True, name="sarimax_log")
     if model == "ridge":
         return RidgeForecaster()
-    raise ValueError(f"unknown statistical model {model!r}; known: {', '.join(STATISTICAL_MODELS)}")
+    if model == "global_ridge":
+        return GlobalRidgeForecaster()
+    raise ValueError(f"unknown statistical model {model!r}; known: {', '.join(STATISTICAL_MODELS + GLOBAL_MODELS)}")
 
 
 def rnn_forecaster(model: str, training, improved_recipe: bool = False) -> Forecaster:

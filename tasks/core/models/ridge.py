@@ -106,7 +106,7 @@ class RidgeForecaster:
             forecaster=self,
             unique_id=unique_id,
             models=tuple(models),
-            version=_version(self.spec(), coefficients),
+            version=coefficients_version(self.spec(), coefficients),
         )
 
 
@@ -230,7 +230,7 @@ def quantile_forecast(
     return Forecast(mean=np.exp(log_mean), lower=lower, upper=upper)
 
 
-def _version(spec: dict[str, Any], coefficients: np.ndarray) -> str:
+def coefficients_version(spec: dict[str, Any], coefficients: np.ndarray) -> str:
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":")).encode("utf-8"))
     digest.update(np.ascontiguousarray(coefficients, dtype="<f8").tobytes())
     return digest.hexdigest()[:12]
