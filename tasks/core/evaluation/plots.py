@@ -182,6 +182,8 @@ def station_map_png(points: pd.DataFrame, title: str, colorbar_label: str, diver
         marks = axes.scatter(known["lon"], known["lat"], c=values, cmap="RdBu" if diverging else "viridis_r", norm=norm,
                              s=30, edgecolors="0.25", linewidths=0.4, zorder=3)  # fmt: skip
         figure.colorbar(marks, ax=axes, label=colorbar_label, shrink=0.7, extend="both" if diverging else "max")
+        key = "blue: above, red: below; arrows: beyond the 95th percentile" if diverging else "darker: larger error"
+        axes.text(0.99, 0.01, key, transform=axes.transAxes, ha="right", va="bottom", fontsize="x-small", color="0.3")
     if not points.empty:
         # Degrees of longitude are shorter than degrees of latitude this far north.
         axes.set_aspect(1.0 / np.cos(np.radians(float(points["lat"].mean()))))
