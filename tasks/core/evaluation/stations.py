@@ -8,7 +8,7 @@ counts are the metrics table's). Terms, for one model over one window, pooled ov
   every model), its size;
 * a station's WAPE — ``100 * sum |y_hat - y| / sum y`` over its scored forecasts;
 * size groups — the stations ranked by level (smallest first, ties by id) and cut into
-  ``SIZE_GROUPS`` groups of equal count (the first groups one smaller when the count does not
+  ``SIZE_GROUPS`` groups of equal count (the last groups one smaller when the count does not
   divide): group ``1 + rank * k // n`` for ranks 0..n-1 and ``k = min(SIZE_GROUPS, n)``; a
   group's WAPE pools every forecast of its stations;
 * change vs last year — the h=1 forecast of the latest cutoff against the actual
@@ -34,7 +34,6 @@ SIZE_GROUPS = 4
 EXTREME_STATIONS = 10
 SAME_WEEKDAY_LAST_YEAR = 364
 MAP_FILE = "station_map.png"
-LOCATION_COLUMNS = ["station_id", "name", "lat", "lon"]
 
 _percent, _boardings, _ratio, _count = formatter("{:.1f}%"), formatter("{:,.0f}"), formatter("{:.2f}"), formatter("{:,d}")
 _signed_percent = formatter("{:+.1f}%")
