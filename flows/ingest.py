@@ -12,7 +12,7 @@ from storage import Store
 from storage.source import SourceUnavailable
 from tasks.ingest import (
     IngestSummary, RawFile, archive_raw, clean_store_is_empty, fetch_raw, kind_of, merge_clean, merge_series_clean,
-    quarantine_rows, remove_interrupted_writes, validate_raw, validate_series_raw,
+    quarantine_rows, remove_interrupted_writes, store_has_stations, validate_raw, validate_series_raw,
 )  # fmt: skip
 from tasks.core.data.series_cleaning import TOTALS
 
@@ -26,7 +26,9 @@ def ingest(source: str | None = None, storage: str | None = None) -> IngestSumma
 
     A file rejected as a whole (unreadable, empty, wrong columns) fails the flow with the file and
     the problem named; the clean store is untouched. When the source cannot be reached and the
-    clean store is empty, the bundled offline snapshot (settings) seeds it through the same path.
+    clean store is empty, the bundled offline snapshot (settings) seeds it through the same path;
+    likewise the bundled station snapshot when the station source (settings) cannot be reached
+    and the store holds no station series yet.
 
     Args:
         source: raw CSV to read: URL, local path or fsspec URL (default: RIDERSHIP_SOURCE, the
@@ -55,15 +57,25 @@ def ingest(source: str | None = None, storage: str | None = None) -> IngestSumma
 
 
 def _fetch(store: Store, source: str, settings: Settings) -> RawFile:
-    """The source's bytes; the snapshot's only where the source failed and nothing is stored yet
-    (an older snapshot must never stand in for newer data already in the store)."""
+    """The source's bytes; a snapshot's only where the source failed and nothing of its kind is
+    stored yet (an older snapshot must never stand in for newer data already in the store)."""
     limits = (settings.max_source_bytes, settings.source_timeout_s)
     backoff = exponential_backoff(backoff_factor=settings.source_retry_delay_s)
     try:
         data = fetch_raw.with_options(retry_delay_seconds=backoff)(source, *limits)
         return RawFile(data=data, origin=source, requested_source=source)
     except SourceUnavailable as error:
-        if not settings.offline_snapshot or not clean_store_is_empty(store):
+        snapshot = _snapshot_for(store, source, settings)
+        if not snapshot:
             raise
-        data = fetch_raw.with_options(retries=0)(settings.offline_snapshot, *limits)
-        return RawFile(data=data, origin=settings.offline_snapshot, requested_source=source, fallback_reason=str(error))
+        data = fetch_raw.with_options(retries=0)(snapshot, *limits)
+        return RawFile(data=data, origin=snapshot, requested_source=source, fallback_reason=str(error))
+
+
+def _snapshot_for(store: Store, source: str, settings: Settings) -> str:
+    """The snapshot that may stand in for ``source`` now, or "": the station snapshot for the
+    configured station source while no station is stored (the totals are ingested first, so
+    the store is never empty by then), the totals snapshot for any other source on an empty store."""
+    if settings.station_source and source == settings.station_source:
+        return settings.station_offline_snapshot if not store_has_stations(store) else ""
+    return settings.offline_snapshot if clean_store_is_empty(store) else ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Sequence
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -76,10 +77,14 @@ def nightly(run_date: date | None = None) -> NightlySummary:
     ingest_state = ingest(return_state=True)
     ingested = ingest_state.result(raise_on_failure=False)
     errors = [] if ingest_state.is_completed() else [str(ingested)]
+    snapshot_notices: list[str] = []
     for extra in settings.extra_sources:  # route and station files, when configured
         extra_state = ingest(source=extra, return_state=True)
+        extra_summary = extra_state.result(raise_on_failure=False)
         if not extra_state.is_completed():
-            errors.append(str(extra_state.result(raise_on_failure=False)))
+            errors.append(str(extra_summary))
+        elif extra_summary.notice:
+            snapshot_notices.append(extra_summary.notice)
     ingest_error = "; ".join(errors) or None
     if ingest_error:
         logger.error("ingest failed, forecasting from the last good data: %s", ingest_error)
@@ -90,7 +95,7 @@ def nightly(run_date: date | None = None) -> NightlySummary:
     series = resolve_settings_series(None, available, settings)
     history = load_history(store, with_totals(series))
     cutoff, lag_days = nightly_cutoff(day, history.index.max())
-    data_used = _data_used(ingested if not ingest_error else None, ingest_error, history.index.max())
+    data_used = _data_used(ingested if not ingest_error else None, ingest_error, history.index.max(), snapshot_notices)
     notes = [data_used]
     if lag_days:
         lag_note = f"Data lags: the last service date is {cutoff.date()}, {lag_days} day(s) before {day - pd.Timedelta(days=1)}."
@@ -131,11 +136,15 @@ def nightly(run_date: date | None = None) -> NightlySummary:
     return summary
 
 
-def _data_used(ingested: IngestSummary | None, ingest_error: str | None, last_date: pd.Timestamp) -> str:
-    """One sentence for the summary and the report: which data this run forecast from."""
+def _data_used(
+    ingested: IngestSummary | None, ingest_error: str | None, last_date: pd.Timestamp, snapshot_notices: Sequence[str] = ()
+) -> str:
+    """One or more sentences for the summary and the report: which data this run forecast from,
+    and every bundled snapshot that stood in for a source (``snapshot_notices``: the station file's)."""
+    also = "".join(f" {notice[:1].upper()}{notice[1:]}." for notice in snapshot_notices)
     if ingest_error:
-        return f"the last good data in the store (through {last_date.date()}); ingest failed: {ingest_error}."
+        return f"the last good data in the store (through {last_date.date()}); ingest failed: {ingest_error}.{also}"
     if ingested is not None and ingested.notice:
-        return f"{ingested.notice}."
+        return f"{ingested.notice}.{also}"
     source = ingested.source if ingested is not None else "the clean store"
-    return f"{source} (through {last_date.date()})."
+    return f"{source} (through {last_date.date()}).{also}"

@@ -16,10 +16,17 @@ from tasks.core.models.catalog import STATISTICAL_MODELS
 
 PORTAL_CSV_URL = "https://data.cityofchicago.org/api/views/6iiy-9s97/rows.csv?accessType=DOWNLOAD"
 OFFLINE_SNAPSHOT_FILE = "CTA_-_Ridership_-_Daily_Boarding_Totals.csv.gz"
+STATION_PORTAL_CSV_URL = "https://data.cityofchicago.org/api/views/5neh-572f/rows.csv?accessType=DOWNLOAD"
+STATION_SNAPSHOT_FILE = "CTA_-_Ridership_-__L__Station_Entries_-_Daily_totals.csv.gz"
+STATION_LOCATIONS_FILE = "CTA_-_System_Information_-_List_of__L__Stops.csv"
 
 
 def _project_dir() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+def _bundled(name: str) -> str:
+    return str(_project_dir() / "data" / name)
 
 
 def _csv(value: str) -> tuple[str, ...]:
@@ -46,11 +53,16 @@ class Settings:
 
     source: str = PORTAL_CSV_URL
     # The route and station files (portal: Bus Routes - Daily Totals by Route, 'L' Station
-    # Entries - Daily totals), ingested after the totals when set; off by default.
+    # Entries - Daily totals), ingested after the totals when set ("" for none). Planners staff
+    # stations, so the stations are on by default; the routes are off.
     route_source: str = ""
-    station_source: str = ""
+    station_source: str = STATION_PORTAL_CSV_URL
     # Seeds an empty store when the source cannot be reached; "" disables the fallback.
-    offline_snapshot: str = field(default_factory=lambda: str(_project_dir() / "data" / OFFLINE_SNAPSHOT_FILE))
+    offline_snapshot: str = field(default_factory=lambda: _bundled(OFFLINE_SNAPSHOT_FILE))
+    # The same for the station file, when the store holds no station series yet.
+    station_offline_snapshot: str = field(default_factory=lambda: _bundled(STATION_SNAPSHOT_FILE))
+    # The 'L' stops list whose coordinates place the stations on the report's map; "": no map.
+    station_locations: str = field(default_factory=lambda: _bundled(STATION_LOCATIONS_FILE))
     # The totals file grows by one line a day (0.27 MB for 2001-2021); a cap keeps a runaway or
     # hostile download from exhausting memory.
     max_source_bytes: int = 64 * 2**20
@@ -106,9 +118,16 @@ class Settings:
 
         RIDERSHIP_SOURCE            raw CSV: URL, local path or fsspec URL (default: Chicago Data Portal)
         RIDERSHIP_ROUTE_SOURCE      the bus-route daily totals file the nightly run also ingests (default: none)
-        RIDERSHIP_STATION_SOURCE    the 'L' station entries file the nightly run also ingests (default: none)
+        RIDERSHIP_STATION_SOURCE    the 'L' station entries file the nightly run also ingests (default:
+                                    the Chicago Data Portal's export of dataset 5neh-572f; empty: none)
         RIDERSHIP_OFFLINE_SNAPSHOT  file that seeds an empty store when the source cannot be reached
                                     (default: the bundled data/ snapshot; empty: no fallback)
+        RIDERSHIP_STATION_OFFLINE_SNAPSHOT  file that seeds the stations when RIDERSHIP_STATION_SOURCE
+                                    cannot be reached and the store holds no station series (default:
+                                    the bundled data/ station snapshot; empty: no fallback)
+        RIDERSHIP_STATION_LOCATIONS the 'L' stops list (portal CSV: MAP_ID, STATION_NAME, Location) that
+                                    places stations on the report's map (default: the bundled data/
+                                    copy; empty: no map)
         RIDERSHIP_MAX_SOURCE_MB     a raw file larger than this is rejected unread (default: 64)
         RIDERSHIP_SOURCE_TIMEOUT_S  a download must finish within this many seconds (default: 120)
         RIDERSHIP_SOURCE_RETRY_DELAY_S  first retry delay of a transient failure; doubles, 3 retries (default: 10)
@@ -170,6 +189,8 @@ class Settings:
             source_timeout_s=float(env.get("RIDERSHIP_SOURCE_TIMEOUT_S", defaults.source_timeout_s)),
             source_retry_delay_s=float(env.get("RIDERSHIP_SOURCE_RETRY_DELAY_S", defaults.source_retry_delay_s)),
             offline_snapshot=env.get("RIDERSHIP_OFFLINE_SNAPSHOT", defaults.offline_snapshot),
+            station_offline_snapshot=env.get("RIDERSHIP_STATION_OFFLINE_SNAPSHOT", defaults.station_offline_snapshot),
+            station_locations=env.get("RIDERSHIP_STATION_LOCATIONS", defaults.station_locations),
             storage=env.get("RIDERSHIP_STORAGE", defaults.storage),
             series=_csv(env.get("RIDERSHIP_SERIES", ",".join(defaults.series))),
             series_from_env=bool(env.get("RIDERSHIP_SERIES", "").strip()),

@@ -10,7 +10,9 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from schemas.metrics import range_window_name
+from schemas.errors import InvalidInput, Unavailable
 from storage import Store
+from storage.stations import read_station_locations
 from tasks.core.evaluation.artifacts import artifact_key, leaderboard_artifact_rows
 from tasks.core.evaluation.report import render_report
 from tasks.core.evaluation.scoring import (
@@ -77,6 +79,18 @@ def evaluate(
     return metrics
 
 
+def _station_locations(source: str) -> pd.DataFrame | None:
+    """The stops list, or None (no map) where none is configured or it cannot be read: a map
+    is not worth failing the night's report for."""
+    if not source:
+        return None
+    try:
+        return read_station_locations(source)
+    except (InvalidInput, Unavailable) as error:
+        get_run_logger().warning("station map left out: %s", error)
+        return None
+
+
 @task(cache_policy=NO_CACHE)
 def publish_report(
     store: Store,
@@ -90,10 +104,12 @@ def publish_report(
     window: str = DEFAULT_ALERT_WINDOW,
     latest_cutoff: pd.Timestamp | None = None,
     artifact_prefix: str = "ridership",
+    station_locations: str = "",
 ) -> ReportOutcome:
     """Render the report to ``reports/<run date>/`` and publish it as Prefect artifacts; the
     leaderboard ranks models over ``window`` (a nightly run: the last 28 days; a backfill: its
-    range)."""
+    range). ``station_locations`` is the 'L' stops list that places stations on the map ("":
+    no map)."""
     logger = get_run_logger()
     alerts = mape_alerts(metrics, mape_threshold, eval_date=eval_date)
     for alert in alerts:
@@ -107,6 +123,7 @@ def publish_report(
     report = render_report(
         metrics, forecasts, actuals, run_date=run_date, eval_date=eval_date,
         window=window, alerts=alerts, data_note=data_note, plot_weeks=PLOT_WEEKS, latest_cutoff=latest_cutoff,
+        station_catalog=store.ridership.read_catalog(), station_locations=_station_locations(station_locations),
     )
     folder = store.reports.write(run_date, report.markdown, report.html, report.images)
     board = leaderboard(metrics, window=window, eval_date=eval_date)

@@ -12,6 +12,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
+from schemas.series import STATION_PREFIX
 from storage import Store
 from storage.source import SourceUnavailable, fetch_source
 from tasks.core.data.cleaning import ValidatedBatch, merge_into_clean, read_raw_csv, validate_batch
@@ -60,8 +61,9 @@ class IngestSummary:
         """One line saying the bundled snapshot stood in for the source, if it did."""
         if self.fallback_reason is None:
             return None
+        which = "" if self.kind == TOTALS else f" for the {self.kind}"
         return (
-            f"bundled offline snapshot used ({self.source}, service dates {self.first_date} .. "
+            f"bundled offline snapshot used{which} ({self.source}, service dates {self.first_date} .. "
             f"{self.last_date}) because the source failed: {self.fallback_reason}"
         )
 
@@ -86,6 +88,11 @@ def fetch_raw(source: str, max_bytes: int, timeout: float) -> bytes:
 @task(cache_policy=NO_CACHE)
 def clean_store_is_empty(store: Store) -> bool:
     return not store.ridership.has_clean()
+
+
+@task(cache_policy=NO_CACHE)
+def store_has_stations(store: Store) -> bool:
+    return any(unique_id.startswith(STATION_PREFIX) for unique_id in store.ridership.series_ids())
 
 
 @task(cache_policy=NO_CACHE)

@@ -11,6 +11,11 @@ REPO = Path(__file__).resolve().parent.parent
 REAL_CSV_ENV = "RIDERSHIP_REAL_CSV"
 REAL_CSV_FALLBACK = REPO.parent / "shared" / "data" / "CTA_-_Ridership_-_Daily_Boarding_Totals.csv"
 
+# The shipped default ingests the portal's 'L' station file (40 MB) or, offline, the bundled 5.8 MB
+# snapshot on every nightly run; tests that want stations set their own small file. Set here, at
+# import, so the flows run in this process and every subprocess built from os.environ see it.
+os.environ.setdefault("RIDERSHIP_STATION_SOURCE", "")
+
 
 def real_csv_path() -> Path | None:
     candidate = Path(os.environ.get(REAL_CSV_ENV, REAL_CSV_FALLBACK))

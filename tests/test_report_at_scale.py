@@ -120,7 +120,8 @@ def report(inputs):
 
 def test_bus_and_rail_keep_their_sections_and_no_other_series_gets_one(report):
     headings = re.findall(r"^## (.+)$", report.markdown, flags=re.M)
-    assert headings == ["Alerts", "Series bus", "Series rail", f"All other series ({N_OTHER})"]
+    stations = sum(unique_id.startswith("station:") for unique_id in other_ids(N_OTHER))
+    assert headings == ["Alerts", "Series bus", "Series rail", f"All other series ({N_OTHER})", f"Stations ({stations})"]
     assert "route:" not in "".join(name for name in report.images)
     bus = report.markdown.split("## Series bus")[1].split("## ")[0]
     assert len([line for line in bus.splitlines() if line.startswith("| ") and "Model" not in line]) == len(MODELS)
@@ -198,7 +199,7 @@ def test_one_chart_per_model_family_and_every_image_linked_and_embedded(report):
 def test_markdown_and_html_show_the_same_tables(report):
     markdown_rows = [line for line in report.markdown.splitlines() if re.match(r"\| (?!-)", line)]
     assert report.html.count("<tr") == len(markdown_rows)
-    assert report.html.count("<h3>") == len(re.findall(r"^### ", report.markdown, flags=re.M)) == len(MODELS) + 1
+    assert report.html.count("<h3>") == len(re.findall(r"^### ", report.markdown, flags=re.M)) == len(MODELS) + 1 + 4  # + the station section's board, extremes, size groups, map
 
 
 def test_alerts_on_other_series_are_one_line_per_model(inputs, report):
@@ -273,7 +274,7 @@ def test_report_for_277_series_renders(capsys):
     with capsys.disabled():
         print(f"\nrender_report, 277 series × {len(MODELS)} models, {len(forecasts):,d} forecasts: {elapsed:.2f} s")
     assert "## All other series (275)" in rendered.markdown and len(rendered.images) == 7
-    assert rendered.markdown.count("\n## ") == 4
+    assert rendered.markdown.count("\n## ") == 5  # alerts, bus, rail, all other series, stations
 
 
 def test_the_aggregate_without_the_reference_model_has_no_ratio():

@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import Normalize
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
-from matplotlib.ticker import StrMethodFormatter
+from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
 REFERENCE_STYLE = {"color": "0.45", "linestyle": "--"}
 _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
@@ -157,6 +158,40 @@ def mape_distribution_png(
     axes.set_xlim(left=0)
     axes.set_xlabel("MAPE per series (percent)")
     axes.set_title(title)
+    return _to_png(figure)
+
+
+def station_map_png(points: pd.DataFrame, title: str, colorbar_label: str, diverging: bool, missing_label: str) -> bytes:
+    """Stations at their coordinates (``lat, lon``), filled by ``value``; stations without one
+    drawn hollow in grey, explained in the legend by ``missing_label``. ``diverging``: a red-to-blue scale centred on 0 (a fall red, a rise
+    blue), else a sequential one from 0. No map tiles: the stations' own positions draw the lines."""
+    figure, axes = _new_figure((7.0, 8.0))
+    for axis in (axes.xaxis, axes.yaxis):
+        axis.set_major_formatter(StrMethodFormatter("{x:.2f}"))
+        axis.set_major_locator(MaxNLocator(5))
+    known = points[points["value"].notna()]
+    unknown = points[points["value"].isna()]
+    if not unknown.empty:
+        axes.scatter(unknown["lon"], unknown["lat"], s=22, facecolors="none", edgecolors="0.55", linewidths=0.8, label=missing_label)
+    if not known.empty:
+        values = known["value"].to_numpy(np.float64)
+        # A few outliers (a station just reopened) would wash out every other colour: the scale
+        # stops at the 95th percentile and the colour bar's arrows say that some lie beyond.
+        spread = float(np.nanpercentile(np.abs(values) if diverging else values, 95)) or 1.0
+        norm = Normalize(-spread, spread) if diverging else Normalize(0.0, spread)
+        marks = axes.scatter(known["lon"], known["lat"], c=values, cmap="RdBu" if diverging else "viridis_r", norm=norm,
+                             s=30, edgecolors="0.25", linewidths=0.4, zorder=3)  # fmt: skip
+        figure.colorbar(marks, ax=axes, label=colorbar_label, shrink=0.7, extend="both" if diverging else "max")
+        key = "blue: above, red: below; arrows: beyond the 95th percentile" if diverging else "darker: larger error"
+        axes.text(0.99, 0.01, key, transform=axes.transAxes, ha="right", va="bottom", fontsize="x-small", color="0.3")
+    if not points.empty:
+        # Degrees of longitude are shorter than degrees of latitude this far north.
+        axes.set_aspect(1.0 / np.cos(np.radians(float(points["lat"].mean()))))
+    if not unknown.empty:
+        axes.legend(loc="lower left", fontsize="small")
+    axes.set_xlabel("longitude")
+    axes.set_ylabel("latitude")
+    axes.set_title(title, fontsize="small", wrap=True)
     return _to_png(figure)
 
 

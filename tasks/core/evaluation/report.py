@@ -21,6 +21,7 @@ from tasks.core.evaluation.page import (
     NOTHING, Block, Bullets, Column, Heading, Image, Paragraph, Table, formatter, missing, row_cells, to_html, to_markdown,
 )  # fmt: skip
 from tasks.core.evaluation.plots import Chart, mape_distribution_png, model_colors, series_charts
+from tasks.core.evaluation.stations import station_section
 from tasks.core.evaluation.scoring import (
     DEFAULT_ALERT_WINDOW, DEFAULT_SERIES, REFERENCE_MODEL, MapeAlert, Window, actuals_long, leaderboard,
 )  # fmt: skip
@@ -62,6 +63,8 @@ def render_report(
     plot_horizon: int = 1,
     latest_cutoff: pd.Timestamp | str | None = None,
     max_series_sections: int = MAX_SERIES_SECTIONS,
+    station_catalog: pd.DataFrame | None = None,
+    station_locations: pd.DataFrame | None = None,
 ) -> Report:
     """Leaderboard per series (``window`` at ``eval_date``), alerts and charts.
 
@@ -74,6 +77,11 @@ def render_report(
     leaderboard, the worst and best series per model and one MAPE chart per model family. That
     section is computed from ``forecasts`` and ``actuals``, so ``forecasts`` must then reach back
     over the whole window (alerts on those series are summed up per model).
+
+    With 'L' station series among them, a "Stations" section follows
+    (:func:`tasks.core.evaluation.stations.station_section`): names from ``station_catalog``
+    (``unique_id, name``: the store's catalog), else from ``station_locations`` (``station_id,
+    name, lat, lon``: the stops list), whose coordinates place the stations on its map.
     """
     eval_stamp = pd.Timestamp(eval_date).normalize()
     board = leaderboard(metrics, window, reference_model, eval_stamp)
@@ -127,6 +135,13 @@ def render_report(
         )
         blocks.extend(section)
         blocks.extend(_add_charts(images, charts))
+    latest = pd.Timestamp(latest_cutoff).normalize() if latest_cutoff is not None else None
+    section, charts = station_section(
+        forecasts, actuals, window_rows, window, reference_model, latest, station_catalog,
+        station_locations, _horizons_label(window_rows["h"].max()),
+    )
+    blocks.extend(section)
+    _add_charts(images, charts)  # the section places its own image block, above its notes
 
     return Report(
         markdown=to_markdown(blocks, with_images=True),
