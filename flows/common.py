@@ -260,4 +260,5 @@ def score_and_report(
         return publish_report(
             store, metrics, actuals, run_date, eval_date, settings.horizon, settings.mape_alert_threshold, data_note,
             window=leaderboard_window(target_range), latest_cutoff=latest_cutoff, artifact_prefix=artifact_prefix,
+            hierarchies=settings.hierarchies,
         )

@@ -90,6 +90,7 @@ def publish_report(
     window: str = DEFAULT_ALERT_WINDOW,
     latest_cutoff: pd.Timestamp | None = None,
     artifact_prefix: str = "ridership",
+    hierarchies: tuple[tuple[str, str], ...] = (),
 ) -> ReportOutcome:
     """Render the report to ``reports/<run date>/`` and publish it as Prefect artifacts; the
     leaderboard ranks models over ``window`` (a nightly run: the last 28 days; a backfill: its
@@ -107,6 +108,7 @@ def publish_report(
     report = render_report(
         metrics, forecasts, actuals, run_date=run_date, eval_date=eval_date,
         window=window, alerts=alerts, data_note=data_note, plot_weeks=PLOT_WEEKS, latest_cutoff=latest_cutoff,
+        hierarchies=hierarchies,
     )
     folder = store.reports.write(run_date, report.markdown, report.html, report.images)
     board = leaderboard(metrics, window=window, eval_date=eval_date)

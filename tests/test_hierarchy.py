@@ -149,6 +149,11 @@ def test_a_backfill_stores_coherent_reconciled_forecasts_for_every_model(station
     assert versions.str.contains("mint_shrink lambda=").any()  # enough matured errors by the last cutoffs
     metrics = store.metrics.read()
     assert {"naive@reconciled", "ridge@reconciled"} <= set(metrics["model"])
+    report = (Path(storage_root) / "reports" / "2019-06-10" / "report.md").read_text()
+    section = report.split("## Hierarchy coherence", 1)[1]
+    ridge_line = next(line for line in section.splitlines() if line.startswith("| rail_entries | ridge |"))
+    before, after = (float(cell) for cell in ridge_line.strip("| ").split(" | ")[3:5])
+    assert before > 1e-3 and after < 1e-6
     again = backfill(start=date(2019, 6, 1), end=date(2019, 6, 10), models=["naive"], series=["rail_entries", "station:*"])
     assert again.progress.stored == {"naive": 0, "naive@reconciled": 0}
     assert np.isfinite(forecasts["y_hat"]).all()

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.core.evaluation.coherence import coherence_blocks, coherence_table
+from tasks.core.evaluation.coherence import coherence_blocks, coherence_section, coherence_table
 from tasks.core.models.reconcile import (
     ReconcileSpec, bottom_up, matured_errors, project, reconcile_cutoff, reconcile_forecasts, shrunk_covariance,
     structural_weights,
@@ -220,3 +220,7 @@ def test_the_coherence_table_reports_before_and_after_per_model():
     blocks = coherence_blocks(table, CUTOFF)
     assert blocks[-1].rows[1][:3] == [PARENT, "ridge", "3"]
     assert coherence_blocks(table.iloc[0:0], CUTOFF) == []
+    earlier = contract_rows(CUTOFF - pd.Timedelta(days=1), {PARENT: np.full(H, 1.0)})
+    section = coherence_section(pd.concat([earlier, base, reconciled], ignore_index=True), [(PARENT, "station:*")])
+    assert str(CUTOFF.date()) in section[1].text and section[2].rows[0][1] == "ridge"  # the latest cutoff
+    assert coherence_section(base, []) == []

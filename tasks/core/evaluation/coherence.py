@@ -70,3 +70,14 @@ def latest_cutoff_of(forecasts: pd.DataFrame, parents: Sequence[str]) -> pd.Time
     """The latest cutoff with a forecast of any of ``parents`` (None: none)."""
     cutoffs = forecasts.loc[forecasts["unique_id"].isin(list(parents)), "cutoff"]
     return None if cutoffs.empty else pd.Timestamp(np.max(cutoffs.to_numpy()))
+
+
+def coherence_section(
+    forecasts: pd.DataFrame, hierarchies: Sequence[Hierarchy], cutoff: pd.Timestamp | str | None = None
+) -> list[Block]:
+    """The report's coherence section at ``cutoff`` (default: the latest cutoff that forecast a
+    parent); nothing without hierarchies or a forecast of a parent."""
+    if not hierarchies:
+        return []
+    at = pd.Timestamp(cutoff).normalize() if cutoff is not None else latest_cutoff_of(forecasts, [p for p, _ in hierarchies])
+    return [] if at is None else coherence_blocks(coherence_table(forecasts, hierarchies, at), at)

@@ -16,6 +16,7 @@ import pandas as pd
 from schemas.metrics import ALL_HORIZONS
 from tasks.core.evaluation.aggregate import EXTREME_SERIES, aggregate_leaderboard, series_extremes, series_scores
 from tasks.core.evaluation.artifacts import to_json_records
+from tasks.core.evaluation.coherence import coherence_section
 from tasks.core.models.catalog import MODEL_FAMILIES, model_family
 from tasks.core.evaluation.page import (
     NOTHING, Block, Bullets, Column, Heading, Image, Paragraph, Table, formatter, missing, row_cells, to_html, to_markdown,
@@ -62,6 +63,7 @@ def render_report(
     plot_horizon: int = 1,
     latest_cutoff: pd.Timestamp | str | None = None,
     max_series_sections: int = MAX_SERIES_SECTIONS,
+    hierarchies: Sequence[tuple[str, str]] = (),
 ) -> Report:
     """Leaderboard per series (``window`` at ``eval_date``), alerts and charts.
 
@@ -74,6 +76,9 @@ def render_report(
     leaderboard, the worst and best series per model and one MAPE chart per model family. That
     section is computed from ``forecasts`` and ``actuals``, so ``forecasts`` must then reach back
     over the whole window (alerts on those series are summed up per model).
+
+    ``hierarchies`` (parent, children pattern): a coherence section at ``latest_cutoff`` (or the
+    latest cutoff that forecast a parent), :mod:`tasks.core.evaluation.coherence`.
     """
     eval_stamp = pd.Timestamp(eval_date).normalize()
     board = leaderboard(metrics, window, reference_model, eval_stamp)
@@ -127,6 +132,7 @@ def render_report(
         )
         blocks.extend(section)
         blocks.extend(_add_charts(images, charts))
+    blocks.extend(coherence_section(forecasts, hierarchies, latest_cutoff))
 
     return Report(
         markdown=to_markdown(blocks, with_images=True),
