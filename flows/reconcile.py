@@ -24,6 +24,9 @@ from tasks.core.models.reconcile import ReconcileSpec, is_reconciled, reconciled
 from tasks.forecast import store_forecasts
 from tasks.reconcile import reconcile_model
 
+CUTOFFS_PER_CHUNK = 91
+"""Cutoffs reconciled per read of the stored forecasts (a quarter, as the base models store them):
+a long backfill's forecasts of ~146 series never sit in memory all at once."""
 SKIPS_LOGGED = 10
 """Skipped cutoffs logged one by one per model and hierarchy; the rest are counted."""
 
@@ -59,9 +62,14 @@ def reconcile_cutoffs(
                 continue
             done = set() if overwrite else store.forecasts.stored_by_series(name).get(parent, set())
             todo = {c: [s for s in children if c in child_active[s]] for c in cutoffs if c in parent_active and c not in done}
-            rows, skipped = reconcile_model(store, history, spec, model, parent, todo, settings.horizon, publication_lag)
-            store_forecasts(store, rows, run_id)
-            stored[name] = int(rows["cutoff"].nunique()) if len(rows) else 0
+            stored[name], skipped = 0, {}
+            days = sorted(todo)
+            for first in range(0, len(days), CUTOFFS_PER_CHUNK):
+                chunk = {c: todo[c] for c in days[first : first + CUTOFFS_PER_CHUNK]}
+                rows, chunk_skipped = reconcile_model(store, history, spec, model, parent, chunk, settings.horizon, publication_lag)
+                store_forecasts(store, rows, run_id)
+                stored[name] += int(rows["cutoff"].nunique()) if len(rows) else 0
+                skipped.update(chunk_skipped)
             for cutoff, reason in list(skipped.items())[:SKIPS_LOGGED]:
                 logger.warning("%s at cutoff %s not reconciled: %s", name, cutoff.date(), reason)
             if len(skipped) > SKIPS_LOGGED:
