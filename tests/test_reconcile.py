@@ -138,6 +138,9 @@ def test_every_method_is_coherent_at_every_horizon_and_keeps_its_bands_nested(me
     outcome = reconcile_cutoff(ReconcileSpec(method=method), base, past, actuals, PARENT, CHILDREN, CUTOFF)
     rows = outcome.rows
     assert outcome.skipped is None and len(rows) == len(base)
+    other = contract_rows(CUTOFF, {"bus": np.full(H, 5.0), "station:4": np.full(H, 7.0)})  # not a node: left out
+    with_other = reconcile_cutoff(ReconcileSpec(method=method), pd.concat([base, other]), past, actuals, PARENT, CHILDREN, CUTOFF)
+    pd.testing.assert_frame_equal(with_other.rows, rows)
     assert gap(base).max() > 1e-3  # the base forecasts were not coherent
     assert gap(rows).max() < 1e-9
     assert set(rows["model"]) == {"ridge@reconciled"}

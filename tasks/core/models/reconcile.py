@@ -171,8 +171,9 @@ def reconcile_cutoff(
     earlier cutoffs (mint_shrink's errors); ``actuals``: long ``unique_id, ds, y``. Skipped, with
     the reason, when the parent or any child has no forecast at the cutoff."""
     cutoff = pd.Timestamp(cutoff)
-    rows = at_cutoff[at_cutoff["cutoff"] == cutoff]
     nodes = [parent, *children]
+    # A series outside the hierarchy, or a child not active at this cutoff, is no node here.
+    rows = at_cutoff[(at_cutoff["cutoff"] == cutoff) & at_cutoff["unique_id"].isin(nodes)]
     present = set(rows["unique_id"])
     missing = [n for n in nodes if n not in present]
     if missing or not children:
