@@ -159,6 +159,7 @@ def test_bottom_up_keeps_the_children_and_sums_them():
     for child in CHILDREN:
         assert (by[child] == was[child]).all()
     np.testing.assert_allclose(by[PARENT], sum(was[c] for c in CHILDREN), rtol=1e-12)
+    np.testing.assert_array_equal(bottom_up(np.array([[100.0, 30.0, 50.0]])), [[80.0, 30.0, 50.0]])
 
 
 def test_mint_shrink_uses_only_errors_the_cutoff_could_know():
