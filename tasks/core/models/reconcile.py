@@ -185,8 +185,10 @@ def reconcile_cutoff(
     if spec.method == "bottom_up":
         reconciled, how = bottom_up(base), "bottom_up"
     else:
-        known = cutoff - pd.Timedelta(days=publication_lag)
-        errors = matured_errors(past, actuals, nodes, cutoff, known, spec.lookback_days) if spec.method == "mint_shrink" else np.empty((0, len(nodes)))
+        errors = np.empty((0, len(nodes)))
+        if spec.method == "mint_shrink":
+            known = cutoff - pd.Timedelta(days=publication_lag)
+            errors = matured_errors(past, actuals, nodes, cutoff, known, spec.lookback_days)
         covariance, how = covariance_for(spec, errors, len(children))
         reconciled = project(base, covariance)
     shift = pd.DataFrame(reconciled - base, index=wide.index, columns=nodes)
