@@ -120,7 +120,7 @@ def publish_report(
     if report.aggregate_rows:
         create_table_artifact(
             key=artifact_key(artifact_prefix, "aggregate-leaderboard"), table=report.aggregate_rows,
-            description=f"All series but bus and rail at {eval_date.date()}, window {window} (definitions: docs/reports-and-metrics.md)",
+            description=f"All series but bus, rail and the derived sums at {eval_date.date()}, window {window} (definitions: docs/reports-and-metrics.md)",
         )
     create_markdown_artifact(
         key=artifact_key(artifact_prefix, "report"), markdown=report.artifact_markdown,

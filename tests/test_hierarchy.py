@@ -22,6 +22,8 @@ from tasks.core.data.activity import describe_series, history_from_series, resol
 from tasks.core.data.derived import derive_parents, derived_names, with_derived
 from tasks.core.data.series_cleaning import STATIONS, TOTALS, merge_series, series_catalog
 from tasks.core.data.synth import synthesize
+from tasks.core.evaluation.report import render_report
+from tasks.core.evaluation.scoring import score_forecasts, trailing_windows
 from tasks.core.models.catalog import model_family
 
 HIERARCHY = (("rail_entries", "station:*"),)
@@ -104,6 +106,27 @@ def test_hierarchies_and_the_method_are_read_from_settings():
             Settings.from_env({"RIDERSHIP_HIERARCHIES": value})
     with pytest.raises(InvalidInput, match="RIDERSHIP_RECONCILIATION='mint'"):
         Settings.from_env({"RIDERSHIP_RECONCILIATION": "mint"})
+
+
+def test_at_scale_the_parent_keeps_its_own_report_section_out_of_the_aggregate():
+    cutoffs = pd.date_range("2019-05-01", "2019-05-31")
+    stations = [f"station:{40000 + 10 * k}" for k in range(8)]
+    forecasts, actuals = [], []
+    for unique_id, level in [("rail_entries", 8_000.0), *((s, 1_000.0) for s in stations)]:
+        actuals.append(pd.DataFrame({"unique_id": unique_id, "ds": pd.date_range("2019-05-01", "2019-06-02"), "y": level}))
+        for cutoff in cutoffs:
+            forecasts.append(pd.DataFrame({
+                "unique_id": unique_id, "cutoff": cutoff, "ds": cutoff + pd.Timedelta(days=1), "h": 1, "model": "naive",
+                "y_hat": level * 1.1, "y_lo_80": np.nan, "y_hi_80": np.nan, "y_lo_95": np.nan, "y_hi_95": np.nan,
+                "model_version": "v",
+            }, index=[0]))  # fmt: skip
+    forecasts, actuals = pd.concat(forecasts, ignore_index=True), pd.concat(actuals, ignore_index=True)
+    eval_date = pd.Timestamp("2019-06-01")
+    metrics = score_forecasts(forecasts, actuals, eval_date, trailing_windows(eval_date))
+    report = render_report(metrics, forecasts, actuals, run_date="2019-06-02", eval_date=eval_date, hierarchies=HIERARCHY)
+    assert "## Series rail_entries" in report.markdown
+    assert "## All other series (8)" in report.markdown
+    assert "## Hierarchy coherence" in report.markdown  # naive's 8 stations sum to 8,000 x 1.1: 0 before
 
 
 # -- flows: ingest derives the parent; a backfill stores coherent reconciled forecasts ------------

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import pandas as pd
 
 from schemas.metrics import ALL_HORIZONS
+from schemas.series import DERIVED_SERIES
 from tasks.core.evaluation.aggregate import EXTREME_SERIES, aggregate_leaderboard, series_extremes, series_scores
 from tasks.core.evaluation.artifacts import to_json_records
 from tasks.core.evaluation.coherence import coherence_section
@@ -29,6 +30,9 @@ from tasks.core.evaluation.scoring import (
 ALERT_MARK = "\u26a0"  # ⚠
 MAX_SERIES_SECTIONS = 6
 """With more series than this, only the system totals get a section; the rest are aggregated."""
+SECTION_SERIES = (*DEFAULT_SERIES, *DERIVED_SERIES)
+"""The series that keep a section of their own at scale: the totals, and the derived sums
+(``rail_entries`` would otherwise be half the volume of the stations' aggregate)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,8 @@ def render_report(
     last ``plot_weeks`` weeks up to ``eval_date``; ``data_note`` (e.g. how far actuals lag) and
     ``alerts`` come from the flow. Models in ``alerts`` are marked in their leaderboard row.
 
-    With more than ``max_series_sections`` series, only ``bus`` and ``rail`` keep a section; every
+    With more than ``max_series_sections`` series, only ``bus``, ``rail`` and the derived sums
+    (``rail_entries``) keep a section; every
     other series goes into one "All other series" section (:func:`_other_series`): the aggregate
     leaderboard, the worst and best series per model and one MAPE chart per model family. That
     section is computed from ``forecasts`` and ``actuals``, so ``forecasts`` must then reach back
@@ -88,7 +93,7 @@ def render_report(
     alerted = {(a.unique_id, a.model) for a in alerts}
     series = sorted({*board["unique_id"], *forecasts["unique_id"].astype(str)})
     at_scale = len(series) > max_series_sections
-    others = [s for s in series if s not in DEFAULT_SERIES] if at_scale else []
+    others = [s for s in series if s not in SECTION_SERIES] if at_scale else []
 
     title = f"Ridership forecast report {_day(run_date)}"
     blocks: list[Block] = [
@@ -193,7 +198,7 @@ def _other_series(
     if window_rows.empty:
         return [*blocks, Paragraph(f"No forecasts scored in window {window} yet.")], [], pd.DataFrame()
     span = Window(window, window_rows["window_start"].iloc[0], window_rows["window_end"].iloc[0])
-    scores = series_scores(forecasts, actuals, span, exclude=DEFAULT_SERIES)
+    scores = series_scores(forecasts, actuals, span, exclude=SECTION_SERIES)
     board = aggregate_leaderboard(scores, reference_model)
     other_rows = window_rows[window_rows["unique_id"].isin(others)]
     expected = int(other_rows.loc[other_rows["h"] == ALL_HORIZONS, "count"].sum())
