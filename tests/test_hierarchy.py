@@ -180,3 +180,46 @@ def test_a_backfill_stores_coherent_reconciled_forecasts_for_every_model(station
     again = backfill(start=date(2019, 6, 1), end=date(2019, 6, 10), models=["naive"], series=["rail_entries", "station:*"])
     assert again.progress.stored == {"naive": 0, "naive@reconciled": 0}
     assert np.isfinite(forecasts["y_hat"]).all()
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_flow_step_logs_every_cutoff_or_hierarchy_it_does_not_reconcile(storage_root: str, caplog):
+    from prefect import flow
+
+    from flows.reconcile import reconcile_cutoffs
+
+    days = pd.date_range("2019-01-01", "2019-03-02")
+    children = ["station:1", "station:2", "station:3"]
+    long = pd.concat(
+        [pd.DataFrame({"unique_id": s, "service_date": days, "day_type": "W", "y": 100 * (k + 1)}) for k, s in enumerate(children)]
+    )
+    long = with_derived(merge_series(empty_long(), sort_long(long)), HIERARCHY).clean
+    store = Store.open_writable(storage_root)
+    store.ridership.write_series(long)
+    cutoffs = list(pd.to_datetime(["2019-02-27", "2019-02-28"]))
+    rows = []
+    for cutoff in cutoffs:
+        for k, unique_id in enumerate(["rail_entries", *children]):
+            if (cutoff, unique_id) == (cutoffs[1], "station:2"):
+                continue  # this child has no forecast at the second cutoff
+            y = np.full(2, 620.0 if k == 0 else 100.0 * k)
+            rows.append(pd.DataFrame({
+                "unique_id": unique_id, "cutoff": cutoff, "ds": cutoff + pd.to_timedelta([1, 2], unit="D"), "h": [1, 2],
+                "model": "naive", "y_hat": y, "y_lo_80": np.nan, "y_hi_80": np.nan, "y_lo_95": np.nan, "y_hi_95": np.nan,
+                "model_version": "v", "run_id": "r", "created_at": pd.Timestamp.now(tz="UTC"),
+            }))  # fmt: skip
+    store.forecasts.write(pd.concat(rows, ignore_index=True))
+    history = history_from_series(long)
+    settings = Settings(storage=storage_root, reconciliation="wls_struct")
+    every = ["rail_entries", *children]
+
+    @flow
+    def step(series: list[str]) -> dict[str, int]:
+        return reconcile_cutoffs(store, history, settings, ["naive"], series, cutoffs, {s: cutoffs for s in series}, False, "run")
+
+    assert step(every) == {"naive@reconciled": 1}
+    stored = store.forecasts.read(models=["naive@reconciled"])
+    assert set(stored["cutoff"]) == {cutoffs[0]} and len(stored) == 8
+    assert "naive@reconciled at cutoff 2019-02-28 not reconciled: 1 of 3 active children of rail_entries have no forecast (station:2)" in caplog.text
+    assert step(["rail_entries", "station:1", "station:3"]) == {}
+    assert "rail_entries not reconciled: the run forecasts 2 of its 3 children (station:2…)" in caplog.text
