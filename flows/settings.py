@@ -161,9 +161,10 @@ class Settings:
                                     matching the pattern, recomputed at every route or station ingest,
                                     and each model's forecasts of parent and children are reconciled
                                     into <model>@reconciled (default: rail_entries=station:*; empty: none)
-        RIDERSHIP_RECONCILIATION    how: mint_shrink (MinT, shrunk covariance of the model's matured
-                                    errors; wls_struct while too few), wls_struct or bottom_up
-                                    (default: mint_shrink)
+        RIDERSHIP_RECONCILIATION    how: mint_shrink (MinT, the covariance of the model's matured errors
+                                    shrunk towards its diagonal; wls_struct while too few),
+                                    mint_shrink_cc (shrunk towards a constant correlation instead),
+                                    wls_struct or bottom_up (default: mint_shrink)
         RIDERSHIP_MAPE_ALERT        28-day MAPE (%) above which a model is flagged (default: 15)
         RIDERSHIP_WORKERS           worker processes for parallel fits (default: CPU count)
         RIDERSHIP_TASK_RUNNER       where the statistical fits run: default (the flow's process and

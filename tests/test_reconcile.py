@@ -81,6 +81,34 @@ def test_shrunk_covariance_follows_schafer_strimmer_written_out():
     np.testing.assert_allclose(covariance[off], (1 - intensity) * sample[off], rtol=1e-12)
 
 
+def test_the_constant_correlation_target_keeps_the_mean_correlation():
+    rng = np.random.default_rng(5)
+    common = rng.normal(size=(30, 1))
+    errors = common + 0.8 * rng.normal(size=(30, 5))  # every pair shares the common shock
+    covariance, intensity = shrunk_covariance(errors, "constant_correlation")
+    n, p = errors.shape
+    sample = np.cov(errors, rowvar=False)
+    scale = np.sqrt(np.diag(sample))
+    r = sample / np.outer(scale, scale)
+    off = ~np.eye(p, dtype=bool)
+    r_bar = r[off].mean()
+    x = (errors - errors.mean(axis=0)) / scale
+    variance = sum(
+        n / (n - 1) ** 3 * ((x[:, i] * x[:, j] - (x[:, i] * x[:, j]).mean()) ** 2).sum()
+        for i in range(p) for j in range(p) if i != j
+    )  # fmt: skip
+    assert r_bar > 0.3
+    assert intensity == pytest.approx(min(variance / ((r[off] - r_bar) ** 2).sum(), 1.0), rel=1e-9)
+    expected = (1 - intensity) * sample + intensity * r_bar * np.outer(scale, scale)
+    np.fill_diagonal(expected, np.diag(sample))
+    np.testing.assert_allclose(covariance, expected, rtol=1e-12)
+    # Shrunk towards 0 instead, the common shock is mostly lost: the sum of the errors looks
+    # less variable than it is.
+    ones = np.ones(p)
+    diagonal, _ = shrunk_covariance(errors)
+    assert ones @ diagonal @ ones < ones @ covariance @ ones <= ones @ sample @ ones * 1.0000001
+
+
 def test_a_node_without_error_variance_is_left_as_forecast():
     errors = np.array([[1.0, 0.0, 2.0], [-2.0, 0.0, 1.0], [0.5, 0.0, -1.0]])
     covariance, _ = shrunk_covariance(errors)
@@ -130,7 +158,7 @@ def gap(rows: pd.DataFrame) -> pd.Series:
     return (wide[PARENT] - wide[CHILDREN].sum(axis=1)).abs() / wide[PARENT].abs()
 
 
-@pytest.mark.parametrize("method", ["bottom_up", "wls_struct", "mint_shrink"])
+@pytest.mark.parametrize("method", ["bottom_up", "wls_struct", "mint_shrink", "mint_shrink_cc"])
 def test_every_method_is_coherent_at_every_horizon_and_keeps_its_bands_nested(method):
     rng = np.random.default_rng(11)
     past, actuals = history_of_forecasts(rng)
@@ -162,13 +190,14 @@ def test_bottom_up_keeps_the_children_and_sums_them():
     np.testing.assert_array_equal(bottom_up(np.array([[100.0, 30.0, 50.0]])), [[80.0, 30.0, 50.0]])
 
 
-def test_mint_shrink_uses_only_errors_the_cutoff_could_know():
+@pytest.mark.parametrize("method", ["mint_shrink", "mint_shrink_cc"])
+def test_mint_uses_only_errors_the_cutoff_could_know(method):
     rng = np.random.default_rng(21)
     past, actuals = history_of_forecasts(rng)
     base = incoherent_base(rng)
-    spec = ReconcileSpec(method="mint_shrink")
+    spec = ReconcileSpec(method=method)
     first = reconcile_cutoff(spec, base, past, actuals, PARENT, CHILDREN, CUTOFF).rows
-    assert "mint_shrink lambda=" in first["model_version"].iloc[0]
+    assert f"{method} lambda=" in first["model_version"].iloc[0]
     later_target = past["ds"] > CUTOFF
     perturbed = past.assign(y_hat=past["y_hat"].where(~later_target, past["y_hat"] * 3 + 1_000))
     unknown = actuals.assign(y=actuals["y"].where(actuals["ds"] <= CUTOFF, -5.0))

@@ -15,10 +15,11 @@ textbook form. Methods (:data:`METHODS`):
 * ``wls_struct``: ``W = diag(n, 1, …, 1)`` (the number of bottom series under each node): the
   incoherence ``d = ŷ_parent − Σ ŷ_child`` is split half to the parent, ``d / 2n`` to each child.
 * ``mint_shrink``: ``W`` = the Schäfer–Strimmer shrinkage of the covariance of the model's own
-  matured errors towards its diagonal (:func:`shrunk_covariance`). The errors are those of the model's
-  forecasts from earlier cutoffs whose targets had been published by the cutoff (``ds ≤ cutoff −
-  publication lag``; nothing later, so no leakage) and fall in the last ``lookback_days`` days,
-  all horizons pooled: one row per (earlier cutoff, target) where **every** node has an error.
+  matured errors towards its diagonal; ``mint_shrink_cc`` the same towards a constant
+  correlation (:func:`shrunk_covariance`). The errors are those of the model's forecasts from
+  earlier cutoffs whose targets had been published by the cutoff (``ds ≤ cutoff − publication
+  lag``; nothing later, so no leakage) and fall in the last ``lookback_days`` days, all horizons
+  pooled: one row per (earlier cutoff, target) where **every** node has an error.
   With fewer than ``min_errors`` such rows (a young station, the first weeks of a backtest) the
   cutoff falls back to ``wls_struct``, and ``model_version`` says so. The same ``W`` serves every
   horizon (a horizon's covariance scaled by a constant gives the same projection).
@@ -40,12 +41,15 @@ from typing import Literal, Sequence
 import numpy as np
 import pandas as pd
 
-METHODS = ("mint_shrink", "wls_struct", "bottom_up")
+METHODS = ("mint_shrink", "mint_shrink_cc", "wls_struct", "bottom_up")
+MINT_TARGETS = {"mint_shrink": "diagonal", "mint_shrink_cc": "constant_correlation"}
+"""The MinT methods and the shrinkage target of their covariance."""
 SUFFIX = "@reconciled"
 BOUNDS = ("y_lo_80", "y_hi_80", "y_lo_95", "y_hi_95")
 OUTPUT_COLUMNS = ["unique_id", "cutoff", "ds", "h", "model", "y_hat", *BOUNDS, "model_version"]
 
-Method = Literal["mint_shrink", "wls_struct", "bottom_up"]
+Method = Literal["mint_shrink", "mint_shrink_cc", "wls_struct", "bottom_up"]
+Target = Literal["diagonal", "constant_correlation"]
 
 
 @dataclass(frozen=True)
@@ -96,13 +100,19 @@ def structural_weights(n_children: int) -> np.ndarray:
     return np.concatenate([[float(n_children)], np.ones(n_children)])
 
 
-def shrunk_covariance(errors: np.ndarray) -> tuple[np.ndarray, float]:
+def shrunk_covariance(errors: np.ndarray, target: Target = "diagonal") -> tuple[np.ndarray, float]:
     """Schäfer & Strimmer's (2005) shrinkage of the sample covariance of ``errors`` (rows ×
-    nodes) towards its diagonal, and the intensity λ ∈ [0, 1] it chose: the estimated variance
-    of the sample correlations over their squared size, off the diagonal. Centred, with n − 1,
-    as in the paper and in hierarchicalforecast's ``mint_shrink`` (the same W to 1e-9 on a
-    random example, checked once). A node with no error variance keeps a zero row and column
-    (its forecast is left as it is)."""
+    nodes), and the intensity λ ∈ [0, 1] it chose: the estimated variance of the sample
+    correlations over their squared distance to the target's, off the diagonal. Centred, with
+    n − 1, as in the paper and in hierarchicalforecast's ``mint_shrink``.
+
+    ``target``: ``diagonal`` shrinks every correlation towards 0 (the paper's target D; the same
+    W as hierarchicalforecast to 1e-9 on a random example, checked once); ``constant_correlation``
+    towards their mean r̄ (the paper's target F, on the correlation scale), which keeps the part
+    of the stations' errors they share (weather, events): shrunk towards 0, the sum of 145
+    children's errors looks far less variable than it is. Its λ leaves out the estimation error of
+    r̄ itself, one mean over ~10,000 pairs. Variances are never shrunk; a node with no error
+    variance keeps a zero row and column (its forecast is left as it is)."""
     rows = errors.shape[0]
     centred = errors - errors.mean(axis=0)
     covariance = centred.T @ centred / (rows - 1)
@@ -113,10 +123,12 @@ def shrunk_covariance(errors: np.ndarray) -> tuple[np.ndarray, float]:
     correlation = products / (rows - 1)
     variance = rows / (rows - 1) ** 3 * ((standard**2).T @ (standard**2) - products**2 / rows)
     off = ~np.eye(len(scale), dtype=bool)
-    size = float((correlation[off] ** 2).sum())
+    towards = float(correlation[off].mean()) if target == "constant_correlation" and off.any() else 0.0
+    size = float(((correlation[off] - towards) ** 2).sum())
     intensity = 1.0 if size == 0 else float(np.clip(variance[off].sum() / size, 0.0, 1.0))
-    target = np.diag(np.diag(covariance))
-    return intensity * target + (1.0 - intensity) * covariance, intensity
+    aim = towards * np.outer(scale, scale)
+    np.fill_diagonal(aim, np.diag(covariance))
+    return intensity * aim + (1.0 - intensity) * covariance, intensity
 
 
 # -- frames: one model's forecasts of one hierarchy at one cutoff ---------------------------------
@@ -154,12 +166,12 @@ def covariance_for(spec: ReconcileSpec, errors: np.ndarray, n_children: int) -> 
     if spec.method == "wls_struct":
         return structural_weights(n_children), "wls_struct"
     if errors.shape[0] < spec.min_errors:
-        reason = f"wls_struct, mint_shrink had {errors.shape[0]} complete error rows < {spec.min_errors}"
+        reason = f"wls_struct, {spec.method} had {errors.shape[0]} complete error rows < {spec.min_errors}"
         return structural_weights(n_children), reason
-    covariance, intensity = shrunk_covariance(errors)
+    covariance, intensity = shrunk_covariance(errors, MINT_TARGETS[spec.method])
     if not float(constraint(n_children) @ covariance @ constraint(n_children)) > 0:
-        return structural_weights(n_children), "wls_struct, mint_shrink errors were all zero"
-    return covariance, f"mint_shrink lambda={intensity:.3f} rows={errors.shape[0]}"
+        return structural_weights(n_children), f"wls_struct, {spec.method} gave the constraint no variance"
+    return covariance, f"{spec.method} lambda={intensity:.3f} rows={errors.shape[0]}"
 
 
 def reconcile_cutoff(
@@ -186,7 +198,7 @@ def reconcile_cutoff(
         reconciled, how = bottom_up(base), "bottom_up"
     else:
         errors = np.empty((0, len(nodes)))
-        if spec.method == "mint_shrink":
+        if spec.method in MINT_TARGETS:
             known = cutoff - pd.Timedelta(days=publication_lag)
             errors = matured_errors(past, actuals, nodes, cutoff, known, spec.lookback_days)
         covariance, how = covariance_for(spec, errors, len(children))
