@@ -94,7 +94,7 @@ def test_the_parent_is_a_normal_series_for_patterns_activity_and_the_catalog():
 
 def test_hierarchies_and_the_method_are_read_from_settings():
     defaults = Settings.from_env({})
-    assert (defaults.hierarchies, defaults.reconciliation) == (HIERARCHY, "mint_shrink")
+    assert (defaults.hierarchies, defaults.reconciliation) == (HIERARCHY, "mint_shrink_cc")
     custom = Settings.from_env({"RIDERSHIP_HIERARCHIES": " rail_entries = station:4* ", "RIDERSHIP_RECONCILIATION": "bottom_up"})
     assert (custom.hierarchies, custom.reconciliation) == ((("rail_entries", "station:4*"),), "bottom_up")
     assert Settings.from_env({"RIDERSHIP_HIERARCHIES": ""}).hierarchies == ()
@@ -168,8 +168,8 @@ def test_a_backfill_stores_coherent_reconciled_forecasts_for_every_model(station
         # the seasonal naive of a sum is the sum of the seasonal naives: coherent as forecast
         assert base_gap > 1e-3 if model == "ridge" else base_gap < 1e-12
     versions = forecasts.loc[forecasts["model"] == "ridge@reconciled", "model_version"]
-    assert versions.str.contains(r"^reconciled\[(?:mint_shrink lambda=|wls_struct, mint_shrink had)").all()
-    assert versions.str.contains("mint_shrink lambda=").any()  # enough matured errors by the last cutoffs
+    assert versions.str.contains(r"^reconciled\[(?:mint_shrink_cc lambda=|wls_struct, mint_shrink_cc had)").all()
+    assert versions.str.contains("mint_shrink_cc lambda=").any()  # enough matured errors by the last cutoffs
     metrics = store.metrics.read()
     assert {"naive@reconciled", "ridge@reconciled"} <= set(metrics["model"])
     report = (Path(storage_root) / "reports" / "2019-06-10" / "report.md").read_text()
