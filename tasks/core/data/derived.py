@@ -51,12 +51,10 @@ def derive_parents(clean: pd.DataFrame, hierarchies: Sequence[Hierarchy]) -> pd.
         if children.empty:
             continue
         totals = children.groupby("service_date")["y"].sum()
+        day_types = _majority_day_type(children).reindex(totals.index).to_numpy()
         parts.append(
             pd.DataFrame(
-                {
-                    "unique_id": parent, "service_date": totals.index, "day_type": _majority_day_type(children)
-                    .reindex(totals.index).to_numpy(), "y": totals.to_numpy(dtype="int64"),
-                }
+                {"unique_id": parent, "service_date": totals.index, "day_type": day_types, "y": totals.to_numpy(dtype="int64")}
             )
         )
     if not parts:
