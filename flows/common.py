@@ -14,6 +14,7 @@ from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.runtime import flow_run
 
+from flows.reconcile import reconcile_cutoffs
 from flows.rnn import forecast_rnn_chunk
 from flows.scale_out import ClusterForecasts, cluster_runner
 from flows.series import model_series
@@ -176,6 +177,9 @@ def forecast_cutoffs(
             logger.info("%s: %d cutoff(s) forecast, %d already stored", model, progress.stored[model], progress.skipped[model])
         if cluster is not None:
             cluster.collect(progress)
+    # After every base model stored its forecasts, before any scoring reads them.
+    reconciled = reconcile_cutoffs(store, history, settings, models, series, list(ready), active, overwrite, run_id, publication_lag)
+    progress.stored.update(reconciled)
     update_progress_artifact(artifact_id=artifact_id, progress=100.0)
     return progress
 
@@ -260,4 +264,5 @@ def score_and_report(
             store, metrics, actuals, run_date, eval_date, settings.horizon, settings.mape_alert_threshold, data_note,
             window=leaderboard_window(target_range), latest_cutoff=latest_cutoff, artifact_prefix=artifact_prefix,
             station_locations=settings.station_locations,
+            hierarchies=settings.hierarchies,
         )

@@ -22,7 +22,9 @@ def ingest(source: str | None = None, storage: str | None = None) -> IngestSumma
     """Fetch the raw file, keep a copy, validate it, quarantine bad rows, merge the rest by date.
 
     The file's header says what it is: the system totals (bus and rail), the bus routes' daily
-    totals (route:<route> series) or the 'L' station entries (station:<station_id> series).
+    totals (route:<route> series) or the 'L' station entries (station:<station_id> series). After
+    a route or station file is merged, the parents of RIDERSHIP_HIERARCHIES (rail_entries, the
+    daily sum of station:* unless set) are recomputed from the merged store.
 
     A file rejected as a whole (unreadable, empty, wrong columns) fails the flow with the file and
     the problem named; the clean store is untouched. When the source cannot be reached and the
@@ -50,7 +52,7 @@ def ingest(source: str | None = None, storage: str | None = None) -> IngestSumma
     else:
         rows = validate_series_raw(raw.data, raw.origin, kind, ingested_at)
         quarantine_path = quarantine_rows(store, rows, raw.origin, ingested_at)
-        summary = merge_series_clean(store, rows, raw, kind, ingested_at, raw_path, quarantine_path)
+        summary = merge_series_clean(store, rows, raw, kind, ingested_at, raw_path, quarantine_path, settings.hierarchies)
     if summary.notice:
         get_run_logger().warning(summary.notice)
     return summary

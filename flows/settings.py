@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Mapping
 
 from schemas.errors import InvalidInput
+from schemas.series import DERIVED_SERIES
 from storage.locks import LockPolicy
+from tasks.core.data.activity import PATTERN_CHARACTERS
 from tasks.core.models.catalog import STATISTICAL_MODELS
+from tasks.core.models.reconcile import METHODS as RECONCILIATION_METHODS
 
 PORTAL_CSV_URL = "https://data.cityofchicago.org/api/views/6iiy-9s97/rows.csv?accessType=DOWNLOAD"
 OFFLINE_SNAPSHOT_FILE = "CTA_-_Ridership_-_Daily_Boarding_Totals.csv.gz"
@@ -45,6 +48,29 @@ def _task_runner(env: Mapping[str, str], address: str | None) -> str:
     if address and runner != "dask":
         raise InvalidInput(f"RIDERSHIP_DASK_ADDRESS is set but RIDERSHIP_TASK_RUNNER={runner}: unset one of them")
     return runner
+
+
+def _hierarchies(value: str) -> tuple[tuple[str, str], ...]:
+    """``parent=pattern,…`` → ``((parent, pattern), …)``; a parent must be a derived series id
+    (schemas.series.DERIVED_SERIES) and appear once."""
+    pairs = []
+    for item in _csv(value):
+        parent, equals, pattern = (part.strip() for part in item.partition("="))
+        if not equals or not pattern or not PATTERN_CHARACTERS.match(pattern):
+            raise InvalidInput(f"RIDERSHIP_HIERARCHIES: {item!r} is not parent=pattern (e.g. rail_entries=station:*)")
+        if parent not in DERIVED_SERIES:
+            raise InvalidInput(f"RIDERSHIP_HIERARCHIES: parent {parent!r} is not a derived series; known: {', '.join(DERIVED_SERIES)}")
+        if parent in (p for p, _ in pairs):
+            raise InvalidInput(f"RIDERSHIP_HIERARCHIES: parent {parent} is declared twice")
+        pairs.append((parent, pattern))
+    return tuple(pairs)
+
+
+def _reconciliation(value: str) -> str:
+    method = value.strip()
+    if method not in RECONCILIATION_METHODS:
+        raise InvalidInput(f"RIDERSHIP_RECONCILIATION={method!r}: use one of {', '.join(RECONCILIATION_METHODS)}")
+    return method
 
 
 @dataclass(frozen=True)
@@ -100,6 +126,11 @@ class Settings:
     rnn_warm_start: bool = False
     ensemble_members: tuple[str, ...] = ("ridge", "sarimax_log")
     ensemble_method: str = "inverse_mae"
+    # A parent is the daily sum of its children (derived at ingest); every model's forecasts of a
+    # hierarchy are reconciled into <model>@reconciled (tasks/core/models/reconcile.py).
+    hierarchies: tuple[tuple[str, str], ...] = (("rail_entries", "station:*"),)
+    # Chosen on two small backtests (docs/hierarchy.md): the parent loses least, the stations nothing.
+    reconciliation: str = "mint_shrink_cc"
     mape_alert_threshold: float = 15.0
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     task_runner: str = "default"
@@ -157,6 +188,15 @@ class Settings:
                                     not with RIDERSHIP_RNN_PARALLEL > 1)
         RIDERSHIP_ENSEMBLE_MEMBERS  models the ensemble combines (default: see Settings; empty: no ensemble)
         RIDERSHIP_ENSEMBLE_METHOD   mean, median or inverse_mae (default: inverse_mae)
+        RIDERSHIP_HIERARCHIES       comma-separated parent=pattern pairs: the parent (a derived series,
+                                    schemas.series.DERIVED_SERIES) is the daily sum of the series
+                                    matching the pattern, recomputed at every route or station ingest,
+                                    and each model's forecasts of parent and children are reconciled
+                                    into <model>@reconciled (default: rail_entries=station:*; empty: none)
+        RIDERSHIP_RECONCILIATION    how: mint_shrink (MinT, the covariance of the model's matured errors
+                                    shrunk towards its diagonal; wls_struct while too few),
+                                    mint_shrink_cc (shrunk towards a constant correlation instead),
+                                    wls_struct or bottom_up (default: mint_shrink_cc)
         RIDERSHIP_MAPE_ALERT        28-day MAPE (%) above which a model is flagged (default: 15)
         RIDERSHIP_WORKERS           worker processes for parallel fits (default: CPU count)
         RIDERSHIP_TASK_RUNNER       where the statistical fits run: default (the flow's process and
@@ -209,6 +249,8 @@ class Settings:
             rnn_warm_start=warm_start,
             ensemble_members=_csv(env.get("RIDERSHIP_ENSEMBLE_MEMBERS", ",".join(defaults.ensemble_members))),
             ensemble_method=env.get("RIDERSHIP_ENSEMBLE_METHOD", defaults.ensemble_method),
+            hierarchies=_hierarchies(env.get("RIDERSHIP_HIERARCHIES", ",".join(f"{p}={c}" for p, c in defaults.hierarchies))),
+            reconciliation=_reconciliation(env.get("RIDERSHIP_RECONCILIATION", defaults.reconciliation)),
             mape_alert_threshold=float(env.get("RIDERSHIP_MAPE_ALERT", defaults.mape_alert_threshold)),
             workers=int(env.get("RIDERSHIP_WORKERS", defaults.workers)),
             task_runner=_task_runner(env, dask_address),

@@ -1,6 +1,7 @@
 """The long-format clean store: one row per (series, service date), for every series the job
 knows — the system totals ``bus`` and ``rail``, each bus route ``route:<route>`` and each 'L'
-station ``station:<station_id>`` — plus the small catalog of series names, and the records that
+station ``station:<station_id>``, and the series derived from them at ingest (``rail_entries``,
+the daily sum of the station entries) — plus the small catalog of series names, and the records that
 ingest of a route or station file writes beside them (quarantine, revisions).
 
 The system totals keep their wide view (:class:`schemas.ridership.CleanRidership`, one row per
@@ -17,12 +18,16 @@ from pandera.typing import Series
 from schemas.ridership import DAY_TYPES, EARLIEST_SERVICE_DATE, MAX_DAILY_BOARDINGS, CleanRidership, IngestRecord, QuarantineRecord
 
 TOTAL_SERIES = ("bus", "rail")
+DERIVED_SERIES = ("rail_entries",)
+"""Series the job computes at ingest rather than reads from a file: a hierarchy's parent, the
+daily sum of its children in the store (``rail_entries``: every 'L' station's entries;
+:mod:`tasks.core.data.derived`). A new parent needs its id here, so the store accepts it."""
 ROUTE_PREFIX = "route:"
 STATION_PREFIX = "station:"
 ROUTE_ID = r"[A-Za-z0-9]{1,8}"
 STATION_ID = r"[0-9]{1,8}"
-SERIES_ID_PATTERN = rf"^(bus|rail|route:{ROUTE_ID}|station:{STATION_ID})$"
-SERIES_KINDS = ["total", "route", "station"]
+SERIES_ID_PATTERN = rf"^(bus|rail|{'|'.join(DERIVED_SERIES)}|route:{ROUTE_ID}|station:{STATION_ID})$"
+SERIES_KINDS = ["total", "derived", "route", "station"]
 LONG_COLUMNS = ["unique_id", "service_date", "day_type", "y"]
 # The portal's three daily files (their headers decide which a file is).
 TOTALS, ROUTES, STATIONS = "totals", "routes", "stations"
@@ -53,7 +58,7 @@ class CleanSeries(pa.DataFrameModel):
 
 
 class SeriesInfo(pa.DataFrameModel):
-    """The catalog: what each route or station series is (names change; ids do not)."""
+    """The catalog: what each route, station or derived series is (names change; ids do not)."""
 
     unique_id: Series[str] = pa.Field(str_matches=SERIES_ID_PATTERN, unique=True)
     kind: Series[str] = pa.Field(isin=SERIES_KINDS)
@@ -137,6 +142,8 @@ def long_to_totals(long: pd.DataFrame) -> pd.DataFrame:
 
 
 def series_kind(unique_id: str) -> str:
+    if unique_id in DERIVED_SERIES:
+        return "derived"
     if unique_id.startswith(ROUTE_PREFIX):
         return "route"
     if unique_id.startswith(STATION_PREFIX):

@@ -105,6 +105,7 @@ def publish_report(
     latest_cutoff: pd.Timestamp | None = None,
     artifact_prefix: str = "ridership",
     station_locations: str = "",
+    hierarchies: tuple[tuple[str, str], ...] = (),
 ) -> ReportOutcome:
     """Render the report to ``reports/<run date>/`` and publish it as Prefect artifacts; the
     leaderboard ranks models over ``window`` (a nightly run: the last 28 days; a backfill: its
@@ -124,6 +125,7 @@ def publish_report(
         metrics, forecasts, actuals, run_date=run_date, eval_date=eval_date,
         window=window, alerts=alerts, data_note=data_note, plot_weeks=PLOT_WEEKS, latest_cutoff=latest_cutoff,
         station_catalog=store.ridership.read_catalog(), station_locations=_station_locations(station_locations),
+        hierarchies=hierarchies,
     )
     folder = store.reports.write(run_date, report.markdown, report.html, report.images)
     board = leaderboard(metrics, window=window, eval_date=eval_date)
@@ -135,7 +137,7 @@ def publish_report(
     if report.aggregate_rows:
         create_table_artifact(
             key=artifact_key(artifact_prefix, "aggregate-leaderboard"), table=report.aggregate_rows,
-            description=f"All series but bus and rail at {eval_date.date()}, window {window} (definitions: docs/reports-and-metrics.md)",
+            description=f"All series but bus, rail and the derived sums at {eval_date.date()}, window {window} (definitions: docs/reports-and-metrics.md)",
         )
     create_markdown_artifact(
         key=artifact_key(artifact_prefix, "report"), markdown=report.artifact_markdown,

@@ -16,6 +16,7 @@ from schemas.series import STATION_PREFIX
 from storage import Store
 from storage.source import SourceUnavailable, fetch_source
 from tasks.core.data.cleaning import ValidatedBatch, merge_into_clean, read_raw_csv, validate_batch
+from tasks.core.data.derived import Hierarchy, derived_names, parents_of, with_derived
 from tasks.core.data.series_cleaning import (
     TOTALS, SeriesBatch, merge_series, read_series_csv, series_catalog, source_kind, validate_series_batch,
 )  # fmt: skip
@@ -159,15 +160,24 @@ def validate_series_raw(data: bytes, source: str, kind: str, ingested_at: dateti
 @task(cache_policy=NO_CACHE)
 def merge_series_clean(
     store: Store, batch: SeriesBatch, raw: RawFile, kind: str, ingested_at: datetime, raw_path: str,
-    quarantine_path: str | None,
+    quarantine_path: str | None, hierarchies: tuple[Hierarchy, ...] = (),
 ) -> IngestSummary:
-    """Upsert a route or station file's rows into the long store, and refresh the catalog."""
+    """Upsert a route or station file's rows into the long store, recompute the hierarchies'
+    parents from the merged children (in the same write), and refresh the catalog."""
     ridership = store.ridership
     merged = _merge_under_lease(
-        store, raw.origin, ingested_at, lambda: merge_series(ridership.read_series(), batch.valid),
+        store, raw.origin, ingested_at,
+        lambda: with_derived(merge_series(ridership.read_series(), batch.valid), hierarchies),
         ridership.write_series_revisions, ridership.write_series,
-        lambda clean: ridership.write_catalog(series_catalog(clean, batch.names, ridership.read_catalog())),
+        lambda clean: ridership.write_catalog(
+            series_catalog(clean, pd.concat([batch.names, derived_names(hierarchies, clean)]), ridership.read_catalog())
+        ),
     )
+    if merged.derived_changes:
+        get_run_logger().info(
+            "%s: %d derived row(s) added or revised from the merged children", ", ".join(parents_of(hierarchies)),
+            merged.derived_changes,
+        )
     mine = merged.clean[merged.clean["unique_id"].isin(set(batch.valid["unique_id"]))]
     return _summary(
         raw, raw_path, quarantine_path, batch, merged, mine["service_date"], calendar_mismatches=0, kind=kind,

@@ -189,14 +189,15 @@ def test_three_files_ingest_into_one_long_store_readable_with_pandas(synthetic_f
     clean = pd.read_parquet(Path(storage_root) / "clean")
     assert list(clean.columns) == ["unique_id", "service_date", "day_type", "y"]
     kinds = clean["unique_id"].str.partition(":")[0].replace({"bus": "total", "rail": "total"})
-    assert clean.groupby(kinds)["unique_id"].nunique().to_dict() == {"route": 8, "station": 5, "total": 2}  # route 4 renumbered
+    kinds = kinds.replace({"rail_entries": "derived"})  # Σ station:*, derived at the station file's ingest
+    assert clean.groupby(kinds)["unique_id"].nunique().to_dict() == {"derived": 1, "route": 8, "station": 5, "total": 2}  # route 4 renumbered
     assert not clean.duplicated(["unique_id", "service_date"]).any()
     store = Store.open(storage_root)
     quarantined = store.ridership.read_series_quarantine()
     assert len(quarantined) == 10 and summaries[ROUTES].quarantined == summaries[STATIONS].quarantined == 5
     assert quarantined["rules"].str.contains("date:conflicting_duplicate").sum() == 4
     catalog = store.ridership.read_catalog()
-    assert len(catalog) == 13 and set(catalog["kind"]) == {"route", "station"}
+    assert len(catalog) == 14 and set(catalog["kind"]) == {"derived", "route", "station"}
     before = (Path(storage_root) / "clean" / "ridership.parquet").read_bytes()
     again = ingest(source=str(synthetic_files / PORTAL_FILE_NAMES[STATIONS]), storage=storage_root)
     assert (again.added, again.revised) == (0, 0)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from schemas.errors import InvalidInput
-from schemas.series import TOTAL_SERIES
+from schemas.series import DERIVED_SERIES, TOTAL_SERIES
 from tasks.core.features.calendar import day_types
 
 PATTERN_CHARACTERS = re.compile(r"^[A-Za-z0-9:*?\[\]_-]+$")
@@ -52,8 +52,9 @@ def resolve_series(requested: Sequence[str], available: Iterable[str], skip_unma
 
 
 def describe_series(ids: Sequence[str]) -> str:
-    """``bus, rail, route:* (130), station:* (145)``: what a store holds, in one short phrase."""
-    totals = [s for s in ids if s in TOTAL_SERIES]
+    """``bus, rail, rail_entries, route:* (130), station:* (145)``: what a store holds, in one
+    short phrase (the totals and the derived series by name, routes and stations counted)."""
+    totals = [s for s in ids if s in TOTAL_SERIES or s in DERIVED_SERIES]
     groups = []
     for prefix in ("route:", "station:"):
         count = sum(1 for s in ids if s.startswith(prefix))
@@ -63,7 +64,7 @@ def describe_series(ids: Sequence[str]) -> str:
 
 
 def _store_order(unique_id: str) -> tuple[int, str]:
-    return (0 if unique_id in TOTAL_SERIES else 1, unique_id)
+    return (0 if unique_id in TOTAL_SERIES else 1 if unique_id in DERIVED_SERIES else 2, unique_id)
 
 
 def history_from_series(long: pd.DataFrame, series: Sequence[str] | None = None) -> pd.DataFrame:

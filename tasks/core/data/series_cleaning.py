@@ -72,10 +72,11 @@ class SeriesMerge:
     revisions: pd.DataFrame  # unique_id, service_date, column, old_value, new_value
     added: int
     revised: int
+    derived_changes: int = 0  # rows of derived parents added or revised (tasks/core/data/derived.py)
 
     @property
     def changed(self) -> bool:
-        return self.added > 0 or self.revised > 0
+        return self.added > 0 or self.revised > 0 or self.derived_changes > 0
 
 
 def read_series_csv(data: bytes, source: str, kind: str) -> RawRead:

@@ -14,8 +14,10 @@ from typing import Any, Sequence
 import pandas as pd
 
 from schemas.metrics import ALL_HORIZONS
+from schemas.series import DERIVED_SERIES
 from tasks.core.evaluation.aggregate import EXTREME_SERIES, aggregate_leaderboard, series_extremes, series_scores
 from tasks.core.evaluation.artifacts import to_json_records
+from tasks.core.evaluation.coherence import coherence_section
 from tasks.core.models.catalog import MODEL_FAMILIES, model_family
 from tasks.core.evaluation.page import (
     NOTHING, Block, Bullets, Column, Heading, Image, Paragraph, Table, formatter, missing, row_cells, to_html, to_markdown,
@@ -29,6 +31,9 @@ from tasks.core.evaluation.scoring import (
 ALERT_MARK = "\u26a0"  # ⚠
 MAX_SERIES_SECTIONS = 6
 """With more series than this, only the system totals get a section; the rest are aggregated."""
+SECTION_SERIES = (*DEFAULT_SERIES, *DERIVED_SERIES)
+"""The series that keep a section of their own at scale: the totals, and the derived sums
+(``rail_entries`` would otherwise be half the volume of the stations' aggregate)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ def render_report(
     max_series_sections: int = MAX_SERIES_SECTIONS,
     station_catalog: pd.DataFrame | None = None,
     station_locations: pd.DataFrame | None = None,
+    hierarchies: Sequence[tuple[str, str]] = (),
 ) -> Report:
     """Leaderboard per series (``window`` at ``eval_date``), alerts and charts.
 
@@ -72,7 +78,8 @@ def render_report(
     last ``plot_weeks`` weeks up to ``eval_date``; ``data_note`` (e.g. how far actuals lag) and
     ``alerts`` come from the flow. Models in ``alerts`` are marked in their leaderboard row.
 
-    With more than ``max_series_sections`` series, only ``bus`` and ``rail`` keep a section; every
+    With more than ``max_series_sections`` series, only ``bus``, ``rail`` and the derived sums
+    (``rail_entries``) keep a section; every
     other series goes into one "All other series" section (:func:`_other_series`): the aggregate
     leaderboard, the worst and best series per model and one MAPE chart per model family. That
     section is computed from ``forecasts`` and ``actuals``, so ``forecasts`` must then reach back
@@ -82,6 +89,9 @@ def render_report(
     (:func:`tasks.core.evaluation.stations.station_section`): names from ``station_catalog``
     (``unique_id, name``: the store's catalog), else from ``station_locations`` (``station_id,
     name, lat, lon``: the stops list), whose coordinates place the stations on its map.
+
+    ``hierarchies`` (parent, children pattern): a coherence section at ``latest_cutoff`` (or the
+    latest cutoff that forecast a parent), :mod:`tasks.core.evaluation.coherence`.
     """
     eval_stamp = pd.Timestamp(eval_date).normalize()
     board = leaderboard(metrics, window, reference_model, eval_stamp)
@@ -91,7 +101,7 @@ def render_report(
     alerted = {(a.unique_id, a.model) for a in alerts}
     series = sorted({*board["unique_id"], *forecasts["unique_id"].astype(str)})
     at_scale = len(series) > max_series_sections
-    others = [s for s in series if s not in DEFAULT_SERIES] if at_scale else []
+    others = [s for s in series if s not in SECTION_SERIES] if at_scale else []
 
     title = f"Ridership forecast report {_day(run_date)}"
     blocks: list[Block] = [
@@ -142,6 +152,7 @@ def render_report(
     )
     blocks.extend(section)
     _add_charts(images, charts)  # the section places its own image block, above its notes
+    blocks.extend(coherence_section(forecasts, hierarchies, latest_cutoff))
 
     return Report(
         markdown=to_markdown(blocks, with_images=True),
@@ -202,7 +213,7 @@ def _other_series(
     if window_rows.empty:
         return [*blocks, Paragraph(f"No forecasts scored in window {window} yet.")], [], pd.DataFrame()
     span = Window(window, window_rows["window_start"].iloc[0], window_rows["window_end"].iloc[0])
-    scores = series_scores(forecasts, actuals, span, exclude=DEFAULT_SERIES)
+    scores = series_scores(forecasts, actuals, span, exclude=SECTION_SERIES)
     board = aggregate_leaderboard(scores, reference_model)
     other_rows = window_rows[window_rows["unique_id"].isin(others)]
     expected = int(other_rows.loc[other_rows["h"] == ALL_HORIZONS, "count"].sum())

@@ -51,11 +51,15 @@ def is_combination(model: str) -> bool:
     return model in COMBINATION_MODELS
 
 
-MODEL_FAMILIES = ("statistical", "rnn", "combination", "other")
+MODEL_FAMILIES = ("statistical", "rnn", "combination", "reconciled", "other")
 
 
 def model_family(model: str) -> str:
     """The family a model name belongs to (one of :data:`MODEL_FAMILIES`; ``other`` if unknown)."""
+    from tasks.core.models.reconcile import is_reconciled
+
+    if is_reconciled(model):
+        return "reconciled"
     if model in STATISTICAL_MODELS or model in GLOBAL_MODELS:
         return "statistical"
     return "rnn" if is_rnn(model) else "combination" if is_combination(model) else "other"
