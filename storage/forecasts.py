@@ -74,8 +74,12 @@ class ForecastStore:
         return self.root.join(FORECASTS, f"cutoff={_day(cutoff)}", f"model={model}", f"part-{unique_id}.parquet")
 
     def write(self, forecasts: pd.DataFrame) -> int:
-        """Validate and store; each (cutoff, model, series) replaces its previous file."""
-        validated = ForecastSchema.validate(forecasts, lazy=True)
+        """Validate and store; each (cutoff, model, series) replaces its previous file.
+
+        A frame without the quantile columns (a writer of the pre-quantile contract) is stored
+        with NaN quantiles, as if its model gave no intervals beyond its bounds."""
+        missing = {c: float("nan") for c in QUANTILE_COLUMNS if c not in forecasts.columns}
+        validated = ForecastSchema.validate(forecasts.assign(**missing), lazy=True)
         written = 0
         for (cutoff, model, unique_id), rows in validated.groupby(["cutoff", "model", "unique_id"], sort=True):
             body = rows.sort_values("h").drop(columns=["cutoff", "model"])
