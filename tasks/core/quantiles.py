@@ -9,8 +9,8 @@ The median is the point forecast for every model family in the project: naive, S
 SARIMAX (level scale) forecast the mean of a normal distribution, which is its median; SARIMAX
 on the log scale and ridge / global_ridge forecast ``exp`` of a log-scale mean, the median on
 the original scale when the log errors are symmetric (ridge's module docstring); the RNNs'
-bands are quantiles of errors around their point forecast, widened to contain it; the ensemble
-combines its members' medians the way it combines their points. Every family's bands contain
+bands are quantiles of errors around their point forecast, widened to contain it; the ensemble's
+median is its combined point forecast (:mod:`tasks.core.models.ensemble`). Every family's bands contain
 its point forecast, so the median never crosses the 25 % or 75 % quantile.
 
 Pure: arrays and frames in and out; no I/O.
