@@ -22,6 +22,7 @@ from tasks.core.models.ensemble import EnsembleSpec, combine_at_cutoff
 from tasks.core.models.forecaster import Forecast, history_from_clean
 from tasks.core.models.naive import SeasonalNaiveForecaster
 from tasks.core.models.ridge import RidgeForecaster
+from tasks.core.models.sarima import SarimaForecaster
 from tasks.core.quantiles import shift_distribution
 from tasks.core.walk_forward import TrainingWindow, historical_forecasts
 from tests.synthetic import synthetic_clean
@@ -42,7 +43,7 @@ def test_column_names_are_per_mille():
         quantile_column(0.0125)
 
 
-@pytest.mark.parametrize("forecaster", [SeasonalNaiveForecaster(), RidgeForecaster()], ids=["naive", "ridge"])
+@pytest.mark.parametrize("forecaster", [SeasonalNaiveForecaster(), RidgeForecaster(), SarimaForecaster()], ids=["naive", "ridge", "sarima"])
 def test_engine_quantiles_are_the_models_bands_and_leave_the_80_95_bounds_as_they_were(history, forecaster):
     cutoff = history.index[-30]
     out = historical_forecasts(history, forecaster, ["bus"], [cutoff], horizon=7, window=TrainingWindow.rolling(364))
