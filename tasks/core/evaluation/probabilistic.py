@@ -77,6 +77,14 @@ def weighted_interval_score(
     return total / (len(levels) + 0.5)
 
 
+def probabilistic_terms(joined: pd.DataFrame, scored: pd.Series, reference_model: str) -> pd.DataFrame:
+    """Every probabilistic term of each forecast: :func:`quantile_terms` and, for the skill,
+    :func:`reference_wis_terms` against ``reference_model``."""
+    quantile = quantile_terms(joined, scored)
+    wis = np.where(quantile["n_quantiles"] > 0, quantile["sum_wis"], np.nan)
+    return pd.concat([quantile, reference_wis_terms(joined, wis, reference_model)], axis=1)
+
+
 def quantile_terms(joined: pd.DataFrame, scored: pd.Series) -> pd.DataFrame:
     """Per forecast (rows of ``joined``: contract rows with their actual ``y``), the additive
     terms of the probabilistic metrics, zero where a forecast does not count for them:

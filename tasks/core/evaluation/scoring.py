@@ -32,7 +32,7 @@ from schemas.metrics import (
     range_window_name,
     trailing_window_name,
 )
-from tasks.core.evaluation.probabilistic import probabilistic_metrics, quantile_terms, reference_wis_terms
+from tasks.core.evaluation.probabilistic import probabilistic_metrics, probabilistic_terms
 
 DEFAULT_SERIES = ("bus", "rail")
 REFERENCE_MODEL = "naive"
@@ -198,10 +198,9 @@ def leaderboard(
     """Models per series, ranked by MAE over all horizons (``rank_all``) and at h=1 (``rank_h1``).
 
     ``rel_mae_*`` divides a model's MAE by the reference model's on the same series and horizon
-    (below 1 beats the seasonal-naive baseline); ``wis_all``, ``wis_skill_all`` (against
-    ``naive``, whatever ``reference_model``), ``coverage_*_all`` and ``width_*_all`` are the
-    metrics table's, all horizons pooled. ``eval_date`` defaults to the latest in
-    ``metrics``. Rows are ordered by series, ``rank_all`` (unranked last), model.
+    (below 1 beats the seasonal-naive baseline); ``wis*``, ``coverage_*``, ``width_*`` are the
+    metrics table's (``wis_skill`` against ``naive`` whatever ``reference_model``). ``eval_date``
+    defaults to the latest in ``metrics``. Rows are ordered by series, ``rank_all`` (unranked last), model.
     """
     rows = _select(metrics, window, eval_date)
     h1 = rows[rows["h"] == 1].set_index(_GROUP)[["mae", "mape", "count"]].add_suffix("_h1")
@@ -353,9 +352,7 @@ def _per_forecast_terms(joined: pd.DataFrame) -> pd.DataFrame:
         inside = has_interval & (joined["y"] >= lower) & (joined["y"] <= upper)
         terms[f"n_interval_{level}"] = has_interval.astype(np.int64)
         terms[f"n_inside_{level}"] = inside.astype(np.int64)
-    quantile = quantile_terms(joined, scored)
-    wis = np.where(quantile["n_quantiles"] > 0, quantile["sum_wis"], np.nan)
-    return pd.concat([terms, quantile, reference_wis_terms(joined, wis, REFERENCE_MODEL)], axis=1)
+    return pd.concat([terms, probabilistic_terms(joined, scored, REFERENCE_MODEL)], axis=1)
 
 
 def _score_window(terms: pd.DataFrame, window: Window, order: int) -> pd.DataFrame:
