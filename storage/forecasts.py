@@ -88,6 +88,34 @@ class ForecastStore:
             written += len(rows)
         return written
 
+    def upgrade_files(self) -> int:
+        """Rewrite every forecast file written before a column was added (issue 21's quantiles)
+        with that column null; returns how many were rewritten (0 on a second call).
+
+        :meth:`read` does not need it, but a store mixing file schemas trips readers that take
+        the first file's schema as the dataset's (Polars' ``read_parquet`` on a glob, DuckDB's
+        ``select *`` without ``union_by_name``). Run it while no flow writes to the store: a file
+        rewritten here could replace one a run wrote in between."""
+        upgraded = 0
+        for folder in self.root.listdir(self.root.join(FORECASTS)):
+            if not folder.startswith("cutoff="):
+                continue
+            for model in self.root.listdir(self.root.join(FORECASTS, folder)):
+                for name in self.root.listdir(self.root.join(FORECASTS, folder, model)):
+                    if name.startswith("part-") and name.endswith(".parquet"):
+                        upgraded += self._upgrade_file(self.root.join(FORECASTS, folder, model, name))
+        return upgraded
+
+    def _upgrade_file(self, path: str) -> int:
+        table = self.root.read_table(path)
+        if table.schema.names == FORECAST_FILE_SCHEMA.names:
+            return 0
+        for column in FORECAST_FILE_SCHEMA:
+            if column.name not in table.schema.names:
+                table = table.append_column(column, pa.nulls(table.num_rows, column.type))
+        self.root.write_table_atomic(path, table.select(FORECAST_FILE_SCHEMA.names).cast(FORECAST_FILE_SCHEMA))
+        return 1
+
     def stored(self, model: str, unique_id: str) -> set[pd.Timestamp]:
         """Cutoffs already stored for one model and series (read from folder names only)."""
         return self.stored_by_series(model).get(unique_id, set())

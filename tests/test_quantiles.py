@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pandera.errors
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -140,6 +141,24 @@ def test_files_stored_before_the_quantiles_read_back_and_score(tmp_path: Path, h
     assert metrics.loc[metrics["h"] == 1, "count"].tolist() == [2]  # the h=1 target of each cutoff
     pooled = metrics[metrics["h"] == 0].iloc[0]
     assert pooled["count"] == 6 and pooled["quantile_count"] == 3  # only the new file's rows have quantiles
+
+
+def test_upgrading_old_files_lets_a_first_file_schema_reader_read_a_mixed_store(tmp_path: Path, history):
+    store = Store.open(str(tmp_path / "storage"))
+    old_cutoff, new_cutoff = history.index[-20], history.index[-19]  # the old file sorts first
+    store.forecasts.write(stamped(historical_forecasts(history, SeasonalNaiveForecaster(), ["bus"], [new_cutoff], horizon=3)))
+    old = historical_forecasts(history, SeasonalNaiveForecaster(), ["bus"], [old_cutoff], horizon=3)
+    write_old_shape_file(store, old.drop(columns=list(QUANTILE_COLUMNS)), "naive")
+    glob = f"{store.forecasts.path}/**/*.parquet"
+    with pytest.raises(pl.exceptions.PolarsError):
+        pl.read_parquet(glob, hive_partitioning=True)  # the first file's schema lacks the quantiles
+    before = store.forecasts.read()
+
+    assert store.forecasts.upgrade_files() == 1
+    assert store.forecasts.upgrade_files() == 0
+    read = pl.read_parquet(glob, hive_partitioning=True)
+    assert read.height == 6 and read.columns[-11:-2] == list(QUANTILE_COLUMNS)
+    pd.testing.assert_frame_equal(store.forecasts.read(), before)
 
 
 def test_a_writer_of_the_old_contract_stores_nan_quantiles(tmp_path: Path, history):
