@@ -96,12 +96,13 @@ def _backtest(args: argparse.Namespace) -> int:
     )
     print(f"backtest {summary.name}: {len(summary.cutoffs)} cutoffs {summary.cutoffs[0]} .. {summary.cutoffs[-1]}, series {','.join(summary.series)}")
     print(f"scored on {summary.scored}")
-    print(f"{'series':<7}{'model':<15}{'MAE h1':>10}{'MAE h1-14':>11}{'MAPE':>7}{'bias':>9}{'cov80':>7}{'cov95':>7}")
+    print(f"{'series':<7}{'model':<15}{'MAE h1':>10}{'MAE h1-14':>11}{'MAPE':>7}{'bias':>9}{'cov80':>7}{'cov95':>7}{'WIS':>9}{'skill':>7}")
     for row in summary.report.leaderboard:
         print(
             f"{row['unique_id']:<7}{row['model']:<15}{_number(row['mae_h1']):>10}{_number(row['mae_all']):>11}"
             f"{_number(row['mape_all'], '.1f'):>7}{_number(row['bias_all']):>9}"
             f"{_number(row['coverage_80_all'], '.0%'):>7}{_number(row['coverage_95_all'], '.0%'):>7}"
+            f"{_number(row.get('wis_all')):>9}{_number(row.get('wis_skill_all'), '+.2f'):>7}"
         )
     _print_fallbacks(summary.progress)
     print(f"forecasts: {summary.forecasts_path}")

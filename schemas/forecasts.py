@@ -5,6 +5,14 @@ A row says: "with data up to ``cutoff`` (inclusive), model ``model`` (trained in
 95 % prediction intervals where the model gives them (NaN where it does not). ``run_id`` and
 ``created_at`` say which run wrote it.
 
+Quantiles (issue 21), additive to the columns above: ``q_025 .. q_975`` hold the forecast
+distribution's quantiles at :data:`QUANTILES`, named in per mille (``q_025`` = the 2.5 %
+quantile, ``q_500`` the median). The engine derives them from the central intervals at
+:data:`QUANTILE_LEVELS` (the lower bound of the L % interval is the (1 - L/100)/2 quantile,
+the upper the 1 - that one) and takes ``y_hat`` as the median, so ``q_100 = y_lo_80``,
+``q_975 = y_hi_95`` and so on. A row whose model gives no intervals has NaN quantiles; files
+written before the quantiles existed read back with NaN there.
+
 :class:`EngineForecastSchema` is the walk-forward engine's output (no run columns yet);
 :class:`ForecastSchema` is the stored table. Validate lazily (``validate(df, lazy=True)``) to get
 every failing row at once.
@@ -25,6 +33,33 @@ FORECAST_KEY = ["unique_id", "cutoff", "model", "h"]
 INTERVAL_CHAIN = ["y_lo_95", "y_lo_80", "y_hat", "y_hi_80", "y_hi_95"]
 """Columns that must be non-decreasing left to right wherever both values are present."""
 
+QUANTILES = (0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.975)
+"""The quantile levels every forecast row carries (as probabilities)."""
+
+QUANTILE_LEVELS = (50, 80, 90, 95)
+"""The central interval levels (%) whose bounds, with the median, give :data:`QUANTILES`."""
+
+
+def quantile_column(probability: float) -> str:
+    """``q_025`` for 0.025: the quantile's column, its level in per mille on three digits."""
+    permille = round(probability * 1000)
+    if not 0 < permille < 1000 or abs(permille - probability * 1000) > 1e-9:
+        raise ValueError(f"a contract quantile is a whole per mille strictly between 0 and 1, got {probability}")
+    return f"q_{permille:03d}"
+
+
+QUANTILE_COLUMNS = tuple(quantile_column(p) for p in QUANTILES)
+"""``q_025, q_050, q_100, q_250, q_500, q_750, q_900, q_950, q_975``: non-decreasing left to right."""
+
+
+def interval_quantile_columns(level: int) -> tuple[str, str]:
+    """The quantile columns of the central ``level`` % interval's bounds (80 -> q_100, q_900)."""
+    tail = (100 - level) / 200.0
+    return quantile_column(tail), quantile_column(1.0 - tail)
+
+
+MEDIAN_COLUMN = quantile_column(0.5)
+
 _NON_EMPTY = {"min_value": 1}
 
 
@@ -42,6 +77,15 @@ class EngineForecastSchema(pa.DataFrameModel):
     y_lo_95: Series[np.float64] = pa.Field(nullable=True, description="95 % interval, lower")
     y_hi_95: Series[np.float64] = pa.Field(nullable=True, description="95 % interval, upper")
     model_version: Series[str] = pa.Field(str_length=_NON_EMPTY, description="trained instance id")
+    q_025: Series[np.float64] = pa.Field(nullable=True, description="2.5 % quantile (= y_lo_95)")
+    q_050: Series[np.float64] = pa.Field(nullable=True, description="5 % quantile (the 90 % interval's lower bound)")
+    q_100: Series[np.float64] = pa.Field(nullable=True, description="10 % quantile (= y_lo_80)")
+    q_250: Series[np.float64] = pa.Field(nullable=True, description="25 % quantile (the 50 % interval's lower bound)")
+    q_500: Series[np.float64] = pa.Field(nullable=True, description="median (= y_hat where the model gives intervals)")
+    q_750: Series[np.float64] = pa.Field(nullable=True, description="75 % quantile (the 50 % interval's upper bound)")
+    q_900: Series[np.float64] = pa.Field(nullable=True, description="90 % quantile (= y_hi_80)")
+    q_950: Series[np.float64] = pa.Field(nullable=True, description="95 % quantile (the 90 % interval's upper bound)")
+    q_975: Series[np.float64] = pa.Field(nullable=True, description="97.5 % quantile (= y_hi_95)")
 
     class Config:
         strict = True
@@ -66,6 +110,14 @@ class EngineForecastSchema(pa.DataFrameModel):
         # still bracket y_hat.
         ok = pd.Series(True, index=df.index)
         for low, high in itertools.combinations(INTERVAL_CHAIN, 2):
+            ok &= df[low].isna() | df[high].isna() | (df[low] <= df[high])
+        return ok
+
+    @pa.dataframe_check(name="quantiles_monotone")
+    def quantiles_monotone(cls, df: pd.DataFrame) -> Series[bool]:
+        # Every pair, as above: a missing middle quantile must not hide a crossing around it.
+        ok = pd.Series(True, index=df.index)
+        for low, high in itertools.combinations(QUANTILE_COLUMNS, 2):
             ok &= df[low].isna() | df[high].isna() | (df[low] <= df[high])
         return ok
 

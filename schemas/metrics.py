@@ -7,7 +7,10 @@ leaderboard's "all horizons" columns read.
 
 A row exists exactly when the model has at least one forecast targeting a date in the window,
 scored or pending; a window without any forecast yields no rows. A row whose forecasts are all
-pending has ``count = 0`` and NaN metrics. No column holds a "now" timestamp, so scoring the
+pending has ``count = 0`` and NaN metrics. The columns after ``coverage_95`` (issue 21: pinball
+loss, WIS, coverage of the 50/90 % bands, widths, skill) were added later: metrics files written
+before them read back with NaN there and ``quantile_count = 0``
+(:data:`PROBABILISTIC_DEFAULTS`). No column holds a "now" timestamp, so scoring the
 same inputs again gives the same table, row for row.
 """
 
@@ -27,6 +30,13 @@ TRAILING_WINDOW_DAYS = (7, 28, 91)
 """Trailing windows scored each run: the last 7, 28 and 91 target dates up to the eval date."""
 
 WINDOW_NAME_PATTERN = r"^(last_[1-9]\d*|range:\d{4}-\d{2}-\d{2}\.\.\d{4}-\d{2}-\d{2})$"
+
+PROBABILISTIC_DEFAULTS: dict[str, float | int] = {
+    "coverage_50": np.nan, "coverage_90": np.nan, "width_80": np.nan, "width_95": np.nan, "quantile_count": 0,
+    "pinball": np.nan, **{f"pinball_{q}": np.nan for q in ("025", "050", "100", "250", "500", "750", "900", "950", "975")},
+    "wis": np.nan, "wis_skill": np.nan,
+}  # fmt: skip
+"""The values of the columns a metrics file written before issue 21 lacks."""
 
 METRICS_KEY = ["eval_date", "window", "unique_id", "model", "h"]
 """The columns that identify a row (unique together)."""
@@ -68,6 +78,26 @@ class MetricsSchema(pa.DataFrameModel):
     bias: Series[np.float64] = pa.Field(nullable=True, description="mean (y_hat - y)")
     coverage_80: Series[np.float64] = pa.Field(ge=0, le=1, nullable=True, description="share of y inside the 80% interval")
     coverage_95: Series[np.float64] = pa.Field(ge=0, le=1, nullable=True, description="share of y inside the 95% interval")
+    # Issue 21's probabilistic scores, appended: tasks.core.evaluation.probabilistic defines them.
+    coverage_50: Series[np.float64] = pa.Field(ge=0, le=1, nullable=True, description="share of y inside [q_250, q_750]")
+    coverage_90: Series[np.float64] = pa.Field(ge=0, le=1, nullable=True, description="share of y inside [q_050, q_950]")
+    width_80: Series[np.float64] = pa.Field(ge=0, nullable=True, description="mean y_hi_80 - y_lo_80 of the scored forecasts")
+    width_95: Series[np.float64] = pa.Field(ge=0, nullable=True, description="mean y_hi_95 - y_lo_95 of the scored forecasts")
+    quantile_count: Series[np.int64] = pa.Field(ge=0, description="scored forecasts with all nine quantiles")
+    pinball: Series[np.float64] = pa.Field(ge=0, nullable=True, description="mean pinball loss over the nine quantiles")
+    pinball_025: Series[np.float64] = pa.Field(ge=0, nullable=True, description="mean pinball loss of q_025")
+    pinball_050: Series[np.float64] = pa.Field(ge=0, nullable=True, description="mean pinball loss of q_050")
+    pinball_100: Series[np.float64] = pa.Field(ge=0, nullable=True, description="mean pinball loss of q_100")
+    pinball_250: Series[np.float64] = pa.Field(ge=0, nullable=True, description="mean pinball loss of q_250")
+    pinball_500: Series[np.float64] = pa.Field(ge=0, nullable=True, description="mean pinball loss of q_500 (half the median's MAE)")
+    pinball_750: Series[np.float64] = pa.Field(ge=0, nullable=True, description="mean pinball loss of q_750")
+    pinball_900: Series[np.float64] = pa.Field(ge=0, nullable=True, description="mean pinball loss of q_900")
+    pinball_950: Series[np.float64] = pa.Field(ge=0, nullable=True, description="mean pinball loss of q_950")
+    pinball_975: Series[np.float64] = pa.Field(ge=0, nullable=True, description="mean pinball loss of q_975")
+    wis: Series[np.float64] = pa.Field(ge=0, nullable=True, description="mean weighted interval score (50/80/90/95 % and the median)")
+    wis_skill: Series[np.float64] = pa.Field(
+        nullable=True, description="1 - WIS / the seasonal naive's WIS over the targets both forecast (same cutoff, h)"
+    )
 
     class Config:
         strict = True
@@ -96,3 +126,8 @@ class MetricsSchema(pa.DataFrameModel):
     @pa.dataframe_check
     def zero_exclusions_within_count(cls, df: pd.DataFrame) -> pd.Series:
         return df["mape_excluded_zero"] <= df["count"]
+
+    @pa.dataframe_check
+    def quantile_scores_present_exactly_when_quantiles_were_scored(cls, df: pd.DataFrame) -> pd.Series:
+        scored = df["quantile_count"] > 0
+        return (df["quantile_count"] <= df["count"]) & (df["wis"].notna() == scored) & (df["pinball"].notna() == scored)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from schemas.forecasts import ForecastSchema
-from schemas.metrics import MetricsSchema
+from schemas.forecasts import QUANTILE_COLUMNS, ForecastSchema
+from schemas.metrics import PROBABILISTIC_DEFAULTS, MetricsSchema
 from storage.fs import Root
 
 FORECASTS = "forecasts"
@@ -38,11 +39,16 @@ FORECAST_FILE_SCHEMA = pa.schema(
         ("model_version", pa.string()),
         ("run_id", pa.string()),
         ("created_at", pa.timestamp("us", tz="UTC")),
+        # Issue 21's quantiles, last: a reader that picks columns by position still finds the
+        # pre-quantile ones where they were.
+        *((column, pa.float64()) for column in QUANTILE_COLUMNS),
     ]
 )
-FORECAST_PARTITIONING = ds.partitioning(
-    pa.schema([("cutoff", pa.date32()), ("model", pa.string())]), flavor="hive"
-)
+_PARTITION_SCHEMA = pa.schema([("cutoff", pa.date32()), ("model", pa.string())])
+FORECAST_PARTITIONING = ds.partitioning(_PARTITION_SCHEMA, flavor="hive")
+FORECAST_DATASET_SCHEMA = pa.unify_schemas([FORECAST_FILE_SCHEMA, _PARTITION_SCHEMA])
+"""What :meth:`ForecastStore.read` reads every file as: a file written before the quantiles
+existed has none of their columns, and reads back with them null (NaN)."""
 METRICS_PARTITIONING = ds.partitioning(pa.schema([("eval_date", pa.date32())]), flavor="hive")
 
 
@@ -68,8 +74,12 @@ class ForecastStore:
         return self.root.join(FORECASTS, f"cutoff={_day(cutoff)}", f"model={model}", f"part-{unique_id}.parquet")
 
     def write(self, forecasts: pd.DataFrame) -> int:
-        """Validate and store; each (cutoff, model, series) replaces its previous file."""
-        validated = ForecastSchema.validate(forecasts, lazy=True)
+        """Validate and store; each (cutoff, model, series) replaces its previous file.
+
+        A frame without the quantile columns (a writer of the pre-quantile contract) is stored
+        with NaN quantiles, as if its model gave no intervals beyond its bounds."""
+        missing = {c: float("nan") for c in QUANTILE_COLUMNS if c not in forecasts.columns}
+        validated = ForecastSchema.validate(forecasts.assign(**missing), lazy=True)
         written = 0
         for (cutoff, model, unique_id), rows in validated.groupby(["cutoff", "model", "unique_id"], sort=True):
             body = rows.sort_values("h").drop(columns=["cutoff", "model"])
@@ -77,6 +87,34 @@ class ForecastStore:
             self.root.write_table_atomic(self._file(cutoff, model, unique_id), table)
             written += len(rows)
         return written
+
+    def upgrade_files(self) -> int:
+        """Rewrite every forecast file written before a column was added (issue 21's quantiles)
+        with that column null; returns how many were rewritten (0 on a second call).
+
+        :meth:`read` does not need it, but a store mixing file schemas trips readers that take
+        the first file's schema as the dataset's (Polars' ``read_parquet`` on a glob, DuckDB's
+        ``select *`` without ``union_by_name``). Run it while no flow writes to the store: a file
+        rewritten here could replace one a run wrote in between."""
+        upgraded = 0
+        for folder in self.root.listdir(self.root.join(FORECASTS)):
+            if not folder.startswith("cutoff="):
+                continue
+            for model in self.root.listdir(self.root.join(FORECASTS, folder)):
+                for name in self.root.listdir(self.root.join(FORECASTS, folder, model)):
+                    if name.startswith("part-") and name.endswith(".parquet"):
+                        upgraded += self._upgrade_file(self.root.join(FORECASTS, folder, model, name))
+        return upgraded
+
+    def _upgrade_file(self, path: str) -> int:
+        table = self.root.read_table(path)
+        if table.schema.names == FORECAST_FILE_SCHEMA.names:
+            return 0
+        for column in FORECAST_FILE_SCHEMA:
+            if column.name not in table.schema.names:
+                table = table.append_column(column, pa.nulls(table.num_rows, column.type))
+        self.root.write_table_atomic(path, table.select(FORECAST_FILE_SCHEMA.names).cast(FORECAST_FILE_SCHEMA))
+        return 1
 
     def stored(self, model: str, unique_id: str) -> set[pd.Timestamp]:
         """Cutoffs already stored for one model and series (read from folder names only)."""
@@ -108,7 +146,7 @@ class ForecastStore:
         dataset = ds.dataset(
             self.root.join(FORECASTS), filesystem=self.root.fs, format="parquet",
             partitioning=FORECAST_PARTITIONING, exclude_invalid_files=False,
-            ignore_prefixes=[".", "_"],
+            ignore_prefixes=[".", "_"], schema=FORECAST_DATASET_SCHEMA,
         )
         condition = None
         for clause in (
@@ -134,7 +172,7 @@ def _typed_empty(frame: pd.DataFrame) -> pd.DataFrame:
             "unique_id": str, "cutoff": "datetime64[ns]", "ds": "datetime64[ns]", "h": "int64",
             "model": str, "y_hat": "float64", "y_lo_80": "float64", "y_hi_80": "float64",
             "y_lo_95": "float64", "y_hi_95": "float64", "model_version": str, "run_id": str,
-            "created_at": "datetime64[us, UTC]",
+            "created_at": "datetime64[us, UTC]", **{c: "float64" for c in QUANTILE_COLUMNS},
         }
     )
 
@@ -159,14 +197,25 @@ class MetricsStore:
     def read(self, eval_date=None) -> pd.DataFrame:
         if not self.root.exists(self.root.join(METRICS)):
             return pd.DataFrame(columns=list(MetricsSchema.to_schema().columns))
-        dataset = ds.dataset(
-            self.root.join(METRICS), filesystem=self.root.fs, format="parquet",
-            partitioning=METRICS_PARTITIONING, ignore_prefixes=[".", "_"],
+        options = dict(
+            filesystem=self.root.fs, format="parquet", partitioning=METRICS_PARTITIONING, ignore_prefixes=[".", "_"]
         )
+        dataset = ds.dataset(self.root.join(METRICS), **options)
+        # Every file's columns, not the first file's: partitions written before and after a
+        # column was added must both read (the older ones with the column filled in below).
+        files = [fragment.physical_schema for fragment in dataset.get_fragments()]
+        if files:
+            schema = pa.unify_schemas([*files, dataset.partitioning.schema])
+            dataset = ds.dataset(self.root.join(METRICS), schema=schema, **options)
         condition = None
         if eval_date is not None:
             condition = ds.field("eval_date") == pa.scalar(pd.Timestamp(eval_date).date(), pa.date32())
         frame = dataset.to_table(filter=condition).to_pandas()
         frame = _dates_to_datetime(frame, ["eval_date", "window_start", "window_end"])
+        for column, value in PROBABILISTIC_DEFAULTS.items():
+            if column not in frame.columns:
+                frame[column] = np.int64(value) if isinstance(value, int) else np.float64(value)
+            elif isinstance(value, int):
+                frame[column] = frame[column].fillna(value).astype(np.int64)
         frame = frame[list(MetricsSchema.to_schema().columns)]
         return MetricsSchema.validate(frame, lazy=True)

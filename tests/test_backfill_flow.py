@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 from flows.backfill import backfill
@@ -134,6 +135,29 @@ def test_forecast_contract_reads_in_pandas_pyarrow_duckdb_polars(synthetic_store
     np.testing.assert_allclose(
         np.sort(via_duckdb["y_hat"].to_numpy()), np.sort(via_polars["y_hat"].to_numpy())
     )
+
+    # Issue 21 added the quantile columns; a reader that names the pre-quantile columns reads
+    # the same values through every engine, and the quantiles come after them in each file.
+    old = ["cutoff", "model", "unique_id", "ds", "h", "y_hat", "y_lo_80", "y_hi_80", "y_lo_95", "y_hi_95", "model_version", "run_id"]
+    key = ["cutoff", "h"]
+    stored = synthetic_store.forecasts.read()[old].assign(cutoff=lambda f: f["cutoff"].dt.date, ds=lambda f: f["ds"].dt.date)
+    expected = stored.sort_values(key).reset_index(drop=True)
+    readers = {
+        "pandas": pd.read_parquet(path, columns=old),
+        "pyarrow": ds.dataset(path, format="parquet", partitioning=FORECAST_PARTITIONING).to_table(columns=old).to_pandas(),
+        "duckdb": duckdb.sql(f"select {', '.join(old)} from read_parquet('{path}/**/*.parquet', hive_partitioning = true)").df(),
+        "polars": pl.read_parquet(f"{path}/**/*.parquet", hive_partitioning=True).select(old).to_pandas(),
+    }
+    for name, frame in readers.items():
+        got = frame.assign(
+            cutoff=pd.to_datetime(frame["cutoff"].astype(str)).dt.date, ds=pd.to_datetime(frame["ds"]).dt.date,
+            model=frame["model"].astype(str), h=frame["h"].astype(np.int64),
+        ).sort_values(key).reset_index(drop=True)
+        pd.testing.assert_frame_equal(got[old], expected, check_dtype=False, obj=name)
+    one_file = pq.read_schema(next(Path(path).rglob("*.parquet"))).names
+    assert one_file[: len(one_file) - 9] == [c for c in old if c not in ("cutoff", "model")] + ["created_at"]
+    assert one_file[-9:] == ["q_025", "q_050", "q_100", "q_250", "q_500", "q_750", "q_900", "q_950", "q_975"]
+    np.testing.assert_array_equal(via_pandas["q_100"], via_pandas["y_lo_80"])
 
 
 @pytest.mark.realdata

@@ -71,6 +71,15 @@ def test_architecture_trains_saves_reloads_in_safe_mode_and_forecasts_identicall
     assert forecast.mean.shape == (14,) and np.isfinite(forecast.mean).all()
     assert set(forecast.lower) == {80, 95} and (forecast.lower[95] <= forecast.lower[80]).all()
     assert (forecast.upper[95] >= forecast.upper[80]).all()
+    # The contract's quantiles (issue 21): the engine asks for 50/90 % too; they nest, and the
+    # 80 % bound is the one asked for alone.
+    from schemas.forecasts import QUANTILE_COLUMNS, EngineForecastSchema
+    from tasks.core.walk_forward import forecast_at
+
+    rows = forecast_at(fitted, history, history.index[-1], "rail", 14, architecture)
+    EngineForecastSchema.validate(rows, lazy=True)
+    assert rows[list(QUANTILE_COLUMNS)].notna().all().all()
+    np.testing.assert_array_equal(rows["q_100"], forecast.lower[80])
 
     card = fitted.card
     assert card["architecture"] == architecture and card["unique_id"] == "rail"

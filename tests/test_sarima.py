@@ -78,7 +78,7 @@ def test_intervals_are_nested_and_widen_with_the_horizon(history):
 def test_engine_output_satisfies_the_contract(history):
     cutoffs = history.index[[90, 91]]
     out = historical_forecasts(history, SarimaForecaster(), ["rail"], cutoffs, horizon=14, window=TrainingWindow.rolling(84))
-    assert out.shape == (28, 11)
+    assert out.shape == (28, 20)  # the 11 pre-quantile columns and the nine quantiles
     assert (out["model"] == "sarima").all()
     EngineForecastSchema.validate(out, lazy=True)
 

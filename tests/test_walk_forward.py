@@ -36,6 +36,9 @@ def position_of(day: pd.Timestamp) -> int:
     return (pd.Timestamp(day) - START).days
 
 
+ECHO_SPREAD = {50: 0.5, 80: 1.0, 90: 1.5, 95: 2.0}
+
+
 @dataclass(frozen=True)
 class EchoFitted:
     unique_id: str
@@ -45,8 +48,10 @@ class EchoFitted:
         values = history[self.unique_id].to_numpy()
         mean = values[-1] + np.arange(1, horizon + 1, dtype=np.float64)
         width = float(len(values))
-        lower = {lv: mean - width * (1 if lv == 80 else 2) for lv in levels}
-        upper = {lv: mean + width * (1 if lv == 80 else 2) for lv in levels}
+        # Nested bands at every level the engine asks for (the quantiles must be monotone);
+        # the 80/95 half-widths, width and 2 * width, are what the tests below check.
+        lower = {lv: mean - width * ECHO_SPREAD[lv] for lv in levels}
+        upper = {lv: mean + width * ECHO_SPREAD[lv] for lv in levels}
         return Forecast(mean=mean, lower=lower, upper=upper)
 
 

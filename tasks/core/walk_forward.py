@@ -30,16 +30,19 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from schemas.forecasts import QUANTILE_COLUMNS, QUANTILE_LEVELS
 from tasks.core.models.fallback import failure_reason, naive_fallback_version
 from tasks.core.models.forecaster import DEFAULT_LEVELS, Fitted, Forecaster
 from tasks.core.models.naive import SeasonalNaiveForecaster
+from tasks.core.quantiles import quantiles_from_bands
 from tasks.core.worker_pool import CHUNKS_PER_WORKER, contiguous_chunks, one_blas_thread, worker_count, worker_pool
 
 FORECAST_COLUMNS = (
     "unique_id", "cutoff", "ds", "h", "model", "y_hat",
-    "y_lo_80", "y_hi_80", "y_lo_95", "y_hi_95", "model_version",
+    "y_lo_80", "y_hi_80", "y_lo_95", "y_hi_95", "model_version", *QUANTILE_COLUMNS,
 )  # fmt: skip
-"""The forecast contract's columns (``schemas.forecasts``) minus ``run_id``/``created_at``."""
+"""The forecast contract's columns (``schemas.forecasts``) minus ``run_id``/``created_at``; the
+quantiles come last, after everything a reader of the pre-quantile contract knows."""
 
 DATE_DTYPE = "datetime64[ns]"
 
@@ -129,7 +132,9 @@ def historical_forecasts(
     before each cutoff (module docstring): the forecast labelled cutoff D uses data up to D - lag.
 
     Returns :data:`FORECAST_COLUMNS` (plus ``y_lo_L``/``y_hi_L`` for any extra level), rows in
-    ``unique_ids`` order, then cutoff, then h. Intervals a model does not give are NaN.
+    ``unique_ids`` order, then cutoff, then h. Intervals a model does not give are NaN. Every
+    model is also asked for the levels of :data:`schemas.forecasts.QUANTILE_LEVELS`, whatever
+    ``levels`` says: the quantile columns come from them (:mod:`tasks.core.quantiles`).
     """
     if horizon < 1:
         raise ValueError(f"horizon must be at least 1, got {horizon}")
@@ -330,7 +335,8 @@ def _forecast_rows(
 ) -> dict[str, np.ndarray]:
     """Rows h = 1..horizon after ``cutoff``; ``train`` ends ``lag`` days before it, so the model
     forecasts ``lag + horizon`` days and the first ``lag`` are dropped."""
-    forecast = fitted.forecast(train, lag + horizon, levels)
+    asked = tuple(sorted(set(levels) | set(QUANTILE_LEVELS)))
+    forecast = fitted.forecast(train, lag + horizon, asked)
     mean = np.asarray(forecast.mean, dtype=np.float64)
     if mean.shape != (lag + horizon,):
         raise ValueError(f"{model_name} returned {mean.shape} forecasts for horizon {lag + horizon}")
@@ -351,12 +357,16 @@ def _forecast_rows(
         for side, bounds in (("lo", forecast.lower), ("hi", forecast.upper)):
             values = bounds.get(level) if level in levels else None
             rows[f"y_{side}_{level}"] = np.full(horizon, np.nan) if values is None else np.asarray(values, np.float64)[lag:]
+    lower = {lv: None if b is None else np.asarray(b, np.float64)[lag:] for lv, b in forecast.lower.items()}
+    upper = {lv: None if b is None else np.asarray(b, np.float64)[lag:] for lv, b in forecast.upper.items()}
+    rows.update(quantiles_from_bands(mean, lower, upper))
     return rows
 
 
 def _assemble(rows: list[dict[str, np.ndarray]], levels: tuple[int, ...]) -> pd.DataFrame:
     extra = [f"y_{s}_{lv}" for lv in sorted(set(levels) - set(CONTRACT_LEVELS)) for s in ("lo", "hi")]
-    columns = [*FORECAST_COLUMNS[:-1], *extra, FORECAST_COLUMNS[-1]]
+    version = FORECAST_COLUMNS.index("model_version")
+    columns = [*FORECAST_COLUMNS[:version], *extra, *FORECAST_COLUMNS[version:]]
     dtypes = {c: _COLUMN_DTYPES.get(c, "float64") for c in columns}
     if not rows:
         return pd.DataFrame({c: pd.Series(dtype=d) for c, d in dtypes.items()})

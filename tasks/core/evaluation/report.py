@@ -109,7 +109,10 @@ def render_report(
         Paragraph(
             f"Scored at {_day(eval_stamp)} over window {window}{_window_span(window_rows)}. Reference model: "
             f"{reference_model}; 'vs ref' is MAE divided by the reference's (below 1 beats it). "
-            "MAE and bias in boardings, MAPE in percent, coverage = share of actuals inside the interval."
+            "MAE and bias in boardings, MAPE in percent, coverage = share of actuals inside the interval. "
+            "WIS: weighted interval score of the 50/80/90/95 % intervals and the median, in boardings (lower is "
+            "better; 2 × the mean pinball loss of the nine quantiles); WIS skill = 1 − WIS / naive's WIS on the "
+            "same forecasts (above 0 beats the seasonal naive; blank for forecasts stored without quantiles)."
         ),
     ]
     if data_note:
@@ -275,6 +278,7 @@ def _leaderboard_table(rows: pd.DataFrame, alerted: set[tuple[str, str]], all_h:
         (f"MAE {all_h}", "mae_all", _boardings), (f"MAPE {all_h}", "mape_all", _percent),
         (f"vs ref {all_h}", "rel_mae_all", _ratio), ("Bias", "bias_all", _signed),
         ("Cov. 80%", "coverage_80_all", _share), ("Cov. 95%", "coverage_95_all", _share),
+        (f"WIS {all_h}", "wis_all", _boardings), ("WIS skill", "wis_skill_all", _ratio),
         ("Scored", "count_all", _count), ("Pending", "pending_all", _count),
     ]  # fmt: skip
     body, classes = [], []

@@ -10,7 +10,8 @@ Pure functions on frames: no Prefect, no storage, no clock. Conventions (also in
 * MAPE leaves out targets whose actual is 0 (the percentage is undefined there) and counts them
   in ``mape_excluded_zero``; MAE and bias still include them.
 * Interval coverage is the share of scored targets inside ``[y_lo, y_hi]`` among forecasts that
-  carry that interval; NaN when none does.
+  carry that interval; NaN when none does. Pinball loss, WIS, widths and WIS skill against
+  ``naive``: :mod:`tasks.core.evaluation.probabilistic`.
 * A metrics row exists when the model has a forecast targeting a date in the window (scored or
   pending). A window with no forecast at all gives no rows; all-pending gives ``count = 0`` and
   NaN metrics.
@@ -31,6 +32,7 @@ from schemas.metrics import (
     range_window_name,
     trailing_window_name,
 )
+from tasks.core.evaluation.probabilistic import probabilistic_metrics, probabilistic_terms
 
 DEFAULT_SERIES = ("bus", "rail")
 REFERENCE_MODEL = "naive"
@@ -39,6 +41,7 @@ DEFAULT_MAPE_THRESHOLD = 15.0
 INTERVAL_LEVELS = (80, 95)
 _DATE_DTYPE = "datetime64[ns]"
 _GROUP = ["unique_id", "model"]
+_POOLED_SCORES = ["coverage_80", "coverage_95", "wis", "wis_skill", "coverage_50", "coverage_90", "width_80", "width_95"]
 
 
 @dataclass(frozen=True)
@@ -195,13 +198,15 @@ def leaderboard(
     """Models per series, ranked by MAE over all horizons (``rank_all``) and at h=1 (``rank_h1``).
 
     ``rel_mae_*`` divides a model's MAE by the reference model's on the same series and horizon
-    (below 1 beats the seasonal-naive baseline). ``eval_date`` defaults to the latest in
-    ``metrics``. Rows are ordered by series, ``rank_all`` (unranked last), model.
+    (below 1 beats the seasonal-naive baseline); ``wis*``, ``coverage_*``, ``width_*`` are the
+    metrics table's (``wis_skill`` against ``naive`` whatever ``reference_model``). ``eval_date``
+    defaults to the latest in ``metrics``. Rows are ordered by series, ``rank_all`` (unranked last), model.
     """
     rows = _select(metrics, window, eval_date)
     h1 = rows[rows["h"] == 1].set_index(_GROUP)[["mae", "mape", "count"]].add_suffix("_h1")
     pooled = rows[rows["h"] == ALL_HORIZONS].set_index(_GROUP)
-    pooled = pooled[["mae", "mape", "bias", "coverage_80", "coverage_95", "count", "pending"]].add_suffix("_all")
+    # reindex: a metrics frame from before issue 21 has no probabilistic columns; they show as NaN.
+    pooled = pooled.reindex(columns=["mae", "mape", "bias", *_POOLED_SCORES, "count", "pending"]).add_suffix("_all")
     board = pooled.join(h1, how="outer").reset_index()
     for suffix in ("h1", "all"):
         reference = board[board["model"] == reference_model].set_index("unique_id")[f"mae_{suffix}"]
@@ -216,7 +221,7 @@ def leaderboard(
     columns = [
         "unique_id", "model", "is_reference", "rank_all", "rank_h1",
         "mae_h1", "mape_h1", "rel_mae_h1", "count_h1",
-        "mae_all", "mape_all", "rel_mae_all", "bias_all", "coverage_80_all", "coverage_95_all",
+        "mae_all", "mape_all", "rel_mae_all", "bias_all", *(f"{c}_all" for c in _POOLED_SCORES),
         "count_all", "pending_all",
     ]  # fmt: skip
     return board[columns].reset_index(drop=True)
@@ -347,7 +352,7 @@ def _per_forecast_terms(joined: pd.DataFrame) -> pd.DataFrame:
         inside = has_interval & (joined["y"] >= lower) & (joined["y"] <= upper)
         terms[f"n_interval_{level}"] = has_interval.astype(np.int64)
         terms[f"n_inside_{level}"] = inside.astype(np.int64)
-    return terms
+    return pd.concat([terms, probabilistic_terms(joined, scored, REFERENCE_MODEL)], axis=1)
 
 
 def _score_window(terms: pd.DataFrame, window: Window, order: int) -> pd.DataFrame:
@@ -384,6 +389,7 @@ def _finalise(sums: pd.DataFrame) -> pd.DataFrame:
                 f"coverage_{lvl}": _ratio(sums[f"n_inside_{lvl}"], sums[f"n_interval_{lvl}"])
                 for lvl in INTERVAL_LEVELS
             },
+            **probabilistic_metrics(sums),
         }
     )
     return metrics
