@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from schemas.forecasts import QUANTILE_COLUMNS
 from tasks.core.evaluation.coherence import coherence_blocks, coherence_section, coherence_table
 from tasks.core.models.reconcile import (
     ReconcileSpec, bottom_up, matured_errors, project, reconcile_cutoff, reconcile_forecasts, shrunk_covariance,
@@ -120,6 +121,9 @@ def test_a_node_without_error_variance_is_left_as_forecast():
 # -- frames ----------------------------------------------------------------------------------------
 
 
+QUANTILE_OFFSETS = dict(zip(QUANTILE_COLUMNS, (-20.0, -15.0, -10.0, -4.0, 0.0, 4.0, 10.0, 15.0, 20.0)))
+
+
 def contract_rows(cutoff: pd.Timestamp, values: dict[str, np.ndarray], model: str = "ridge") -> pd.DataFrame:
     parts = []
     for unique_id, y_hat in values.items():
@@ -130,6 +134,7 @@ def contract_rows(cutoff: pd.Timestamp, values: dict[str, np.ndarray], model: st
                     "unique_id": unique_id, "cutoff": cutoff, "ds": cutoff + pd.to_timedelta(h, unit="D"), "h": h,
                     "model": model, "y_hat": y_hat, "y_lo_80": y_hat - 10, "y_hi_80": y_hat + 10,
                     "y_lo_95": y_hat - 20, "y_hi_95": y_hat + 20, "model_version": f"v-{unique_id}",
+                    **{column: y_hat + offset for column, offset in QUANTILE_OFFSETS.items()},
                 }
             )
         )
@@ -173,7 +178,7 @@ def test_every_method_is_coherent_at_every_horizon_and_keeps_its_bands_nested(me
     assert gap(rows).max() < 1e-9
     assert set(rows["model"]) == {"ridge@reconciled"}
     moved = rows.set_index(["unique_id", "h"])["y_hat"] - base.set_index(["unique_id", "h"])["y_hat"]
-    for bound, width in (("y_lo_80", -10), ("y_hi_80", 10), ("y_lo_95", -20), ("y_hi_95", 20)):
+    for bound, width in (("y_lo_80", -10), ("y_hi_80", 10), ("y_lo_95", -20), ("y_hi_95", 20), *QUANTILE_OFFSETS.items()):
         np.testing.assert_allclose(rows[bound] - rows["y_hat"], width, atol=1e-6)
     assert moved.abs().max() > 0
     assert rows["model_version"].str.startswith(f"reconciled[{method}").all()

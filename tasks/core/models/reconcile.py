@@ -24,7 +24,7 @@ textbook form. Methods (:data:`METHODS`):
   cutoff falls back to ``wls_struct``, and ``model_version`` says so. The same ``W`` serves every
   horizon (a horizon's covariance scaled by a constant gives the same projection).
 
-Intervals: each node's bounds move by the same amount as its point forecast (``ỹ − ŷ``), so a
+Intervals: each node's bounds and quantiles move by the same amount as its point forecast (``ỹ − ŷ``), so a
 band keeps its base width and stays nested around the reconciled point; the parent's band is not
 re-derived from the children's (it would need their joint distribution). Reconciled forecasts are
 not clipped at zero: clipping would undo the coherence they exist for.
@@ -41,12 +41,15 @@ from typing import Literal, Sequence
 import numpy as np
 import pandas as pd
 
+from schemas.forecasts import QUANTILE_COLUMNS
+from tasks.core.quantiles import shift_distribution
+
 METHODS = ("mint_shrink", "mint_shrink_cc", "wls_struct", "bottom_up")
 MINT_TARGETS = {"mint_shrink": "diagonal", "mint_shrink_cc": "constant_correlation"}
 """The MinT methods and the shrinkage target of their covariance."""
 SUFFIX = "@reconciled"
 BOUNDS = ("y_lo_80", "y_hi_80", "y_lo_95", "y_hi_95")
-OUTPUT_COLUMNS = ["unique_id", "cutoff", "ds", "h", "model", "y_hat", *BOUNDS, "model_version"]
+OUTPUT_COLUMNS = ["unique_id", "cutoff", "ds", "h", "model", "y_hat", *BOUNDS, *QUANTILE_COLUMNS, "model_version"]
 
 Method = Literal["mint_shrink", "mint_shrink_cc", "wls_struct", "bottom_up"]
 Target = Literal["diagonal", "constant_correlation"]
@@ -222,8 +225,7 @@ def _shifted_rows(rows: pd.DataFrame, horizons: pd.Index, shift: pd.DataFrame, h
     move = shift.stack().rename("move")
     move.index.names = ["h", "unique_id"]
     kept = kept.join(move, on=["h", "unique_id"])
-    for column in ("y_hat", *BOUNDS):
-        kept[column] = kept[column] + kept["move"]  # NaN bounds stay NaN
+    kept = shift_distribution(kept.reindex(columns=[*OUTPUT_COLUMNS, "move"]), kept["move"].to_numpy())  # NaN bounds stay NaN
     model = str(kept["model"].iloc[0])
     digest = hashlib.sha1(
         ";".join(sorted(f"{u}={v}" for u, v in zip(kept["unique_id"], kept["model_version"]))).encode()
