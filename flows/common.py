@@ -156,6 +156,9 @@ def forecast_cutoffs(
         cluster = ClusterForecasts(runner, store, history, settings, run_id, advance, publication_lag) if runner else None
         for model in models:
             forecast_series = model_series(model, series, many_series_models)
+            if not forecast_series:  # a totals-only model on a run of stations
+                logger.info("%s: not in the production set of %s", model, ", ".join(series[:3]) + (", ..." if len(series) > 3 else ""))
+                continue
             todo = cutoffs_to_run(store, model, {s: active[s] for s in forecast_series}, list(ready), overwrite)
             progress.skipped[model] = len(ready) - len(todo)
             done += progress.skipped[model]
