@@ -21,6 +21,7 @@ every failing row at once.
 from __future__ import annotations
 
 import itertools
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -61,6 +62,14 @@ def interval_quantile_columns(level: int) -> tuple[str, str]:
 MEDIAN_COLUMN = quantile_column(0.5)
 
 _NON_EMPTY = {"min_value": 1}
+
+
+def _ordered(df: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
+    """Rows whose ``columns`` are non-decreasing left to right wherever both of a pair are present."""
+    ok = pd.Series(True, index=df.index)
+    for low, high in itertools.combinations(columns, 2):
+        ok &= df[low].isna() | df[high].isna() | (df[low] <= df[high])
+    return ok
 
 
 class EngineForecastSchema(pa.DataFrameModel):
@@ -108,18 +117,12 @@ class EngineForecastSchema(pa.DataFrameModel):
     def intervals_nested_around_y_hat(cls, df: pd.DataFrame) -> Series[bool]:
         # Every pair, not only neighbours: with the 80 % interval missing, the 95 % one must
         # still bracket y_hat.
-        ok = pd.Series(True, index=df.index)
-        for low, high in itertools.combinations(INTERVAL_CHAIN, 2):
-            ok &= df[low].isna() | df[high].isna() | (df[low] <= df[high])
-        return ok
+        return _ordered(df, INTERVAL_CHAIN)
 
     @pa.dataframe_check(name="quantiles_monotone")
     def quantiles_monotone(cls, df: pd.DataFrame) -> Series[bool]:
         # Every pair, as above: a missing middle quantile must not hide a crossing around it.
-        ok = pd.Series(True, index=df.index)
-        for low, high in itertools.combinations(QUANTILE_COLUMNS, 2):
-            ok &= df[low].isna() | df[high].isna() | (df[low] <= df[high])
-        return ok
+        return _ordered(df, QUANTILE_COLUMNS)
 
     @pa.dataframe_check(name="interval_bounds_come_in_pairs")
     def interval_bounds_come_in_pairs(cls, df: pd.DataFrame) -> Series[bool]:

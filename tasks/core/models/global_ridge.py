@@ -18,17 +18,16 @@ Pure: frames in, forecasts out; no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
 from schemas.series import TOTAL_SERIES
-from tasks.core.features.direct import HISTORY_FOR_BASELINES, DirectFeatures, Prepared
-from tasks.core.models.forecaster import DEFAULT_LEVELS, Forecast
+from tasks.core.features.direct import HISTORY_FOR_BASELINES
 from tasks.core.models.ridge import (
-    MIN_ROWS, LinearModel, closed, closed_forecast, coefficients_version, fit_huber_ridge, quantile_forecast,
+    MIN_ROWS, RidgeFitted, RidgeForecaster, coefficients_version, fit_huber_ridge,
 )  # fmt: skip
 from tasks.core.models.sarima import series_values
 
@@ -37,20 +36,14 @@ MIN_OWN_RESIDUALS = 20
 
 
 @dataclass(frozen=True)
-class GlobalRidgeForecaster:
-    """Model family ``global_ridge``: fitted once per cutoff on every part of the run."""
+class GlobalRidgeForecaster(RidgeForecaster):
+    """Model family ``global_ridge``: ``ridge``'s settings, fitted once per cutoff on every part
+    of the run."""
 
-    features: DirectFeatures = field(default_factory=DirectFeatures)
-    penalty: float = 10.0
-    huber: float = 1.0
-    max_horizon: int = 14
     name: str = MODEL_NAME
 
     def spec(self) -> dict[str, Any]:
-        return {
-            "model": self.name, "features": self.features.spec(), "penalty": self.penalty, "huber": self.huber,
-            "max_horizon": self.max_horizon, "pool": "every column but the system totals",
-        }  # fmt: skip
+        return {**super().spec(), "pool": "every column but the system totals"}
 
     def fit_panel(self, history: pd.DataFrame, unique_ids: Sequence[str]) -> dict[str, "GlobalRidgeFitted"]:
         """One fit over the pool (``unique_ids`` and every other part in ``history``), then one
@@ -89,7 +82,7 @@ class GlobalRidgeForecaster:
             own = [m.residuals[owner == position] for m, owner in zip(models, owner_rows)]
             # Too few rows of its own (a station opened last month): the pool's residuals.
             residuals = tuple(r if len(r) >= MIN_OWN_RESIDUALS else m.residuals for r, m in zip(own, models))
-            fitted[uid] = GlobalRidgeFitted(self, uid, tuple(models), residuals, version)
+            fitted[uid] = GlobalRidgeFitted(self, uid, tuple(models), version, residuals=residuals)
         return fitted
 
     def fit(self, history: pd.DataFrame, unique_id: str) -> "GlobalRidgeFitted":
@@ -97,28 +90,13 @@ class GlobalRidgeForecaster:
 
 
 @dataclass(frozen=True, eq=False)
-class GlobalRidgeFitted:
-    forecaster: GlobalRidgeForecaster
-    unique_id: str
-    models: tuple[LinearModel, ...]
-    residuals: tuple[np.ndarray, ...]
-    version: str
+class GlobalRidgeFitted(RidgeFitted):
+    """One series' view of the pooled fit: ``ridge``'s forecast, bands from its own rows."""
 
-    def forecast(self, history: pd.DataFrame, horizon: int, levels: Sequence[int] = DEFAULT_LEVELS) -> Forecast:
-        if not 1 <= horizon <= len(self.models):
-            raise ValueError(f"{self.forecaster.name} was fitted for horizons 1..{len(self.models)}, asked for {horizon}")
-        features = self.forecaster.features
-        values = series_values(history, self.unique_id)
-        if closed(values):
-            return closed_forecast(horizon, levels)
-        confirmations = features.confirmations(history, self.unique_id)
-        prepared: Prepared = features.prepare(values, history.index[0], horizon, confirmations, unique_id=self.unique_id)
-        cutoff = np.array([len(values) - 1])
-        log_mean = np.empty(horizon)
-        for h in range(1, horizon + 1):
-            X, base = features.design(prepared, cutoff, h)
-            log_mean[h - 1] = base[0] + self.models[h - 1].predict(X)[0]
-        return quantile_forecast(log_mean, self.residuals[:horizon], levels)
+    residuals: tuple[np.ndarray, ...] = ()
+
+    def band_residuals(self, horizon: int) -> list[np.ndarray]:
+        return list(self.residuals[:horizon])
 
 
 def pool_of(history: pd.DataFrame, unique_ids: Sequence[str]) -> list[str]:

@@ -153,7 +153,11 @@ class RidgeFitted:
             X, base = features.design(prepared, cutoff, h)
             log_mean[h - 1] = base[0] + self.models[h - 1].predict(X)[0]
         widen = young_regime_widening(prepared, features.young_regime_weeks)
-        return quantile_forecast(log_mean, [m.residuals for m in self.models[:horizon]], levels, widen)
+        return quantile_forecast(log_mean, self.band_residuals(horizon), levels, widen)
+
+    def band_residuals(self, horizon: int) -> list[np.ndarray]:
+        """Per horizon, the log residuals whose quantiles make the bands: the fit's own."""
+        return [m.residuals for m in self.models[:horizon]]
 
 
 CLOSED_DAYS = 7
