@@ -181,7 +181,9 @@ def forecast_cutoffs(
         if cluster is not None:
             cluster.collect(progress)
     # After every base model stored its forecasts, before any scoring reads them.
-    reconciled = reconcile_cutoffs(store, history, settings, models, series, list(ready), active, overwrite, run_id, publication_lag)
+    reconciled = reconcile_cutoffs(
+        store, history, settings, models, series, list(ready), active, overwrite, run_id, publication_lag, many_series_models
+    )
     progress.stored.update(reconciled)
     update_progress_artifact(artifact_id=artifact_id, progress=100.0)
     return progress

@@ -34,10 +34,12 @@ SKIPS_LOGGED = 10
 def reconcile_cutoffs(
     store: Store, history: pd.DataFrame, settings: Settings, models: Sequence[str], series: Sequence[str],
     cutoffs: Sequence[pd.Timestamp], active: Mapping[str, Sequence[pd.Timestamp]], overwrite: bool, run_id: str,
-    publication_lag: int = 0,
+    publication_lag: int = 0, many_series_models: Sequence[str] | None = None,
 ) -> dict[str, int]:
     """Reconcile every model × hierarchy × cutoff not stored yet; reconciled model → cutoffs
-    stored. ``active``: each series of the run → the cutoffs it was forecast at (activity rules)."""
+    stored. ``active``: each series of the run → the cutoffs it was forecast at (activity rules);
+    ``many_series_models``: the run's production set of the parts (a model outside it never
+    forecast the parent)."""
     logger = get_run_logger()
     spec = ReconcileSpec(method=settings.reconciliation)  # type: ignore[arg-type]
     stored: dict[str, int] = {}
@@ -57,7 +59,7 @@ def reconcile_cutoffs(
         child_active = {c: set(active[c]) for c in children}
         for model in (m for m in models if not is_reconciled(m)):
             name = reconciled_name(model)
-            if parent not in model_series(model, [parent]):
+            if parent not in model_series(model, [parent], many_series_models):
                 logger.info("%s: %s does not forecast %s", name, model, parent)
                 continue
             done = set() if overwrite else store.forecasts.stored_by_series(name).get(parent, set())
