@@ -15,8 +15,9 @@ from storage import Store
 from storage.stations import read_station_locations
 from tasks.core.evaluation.artifacts import artifact_key, leaderboard_artifact_rows
 from tasks.core.evaluation.report import render_report
+from tasks.core.evaluation.alerts import mape_alerts
 from tasks.core.evaluation.scoring import (
-    DEFAULT_ALERT_WINDOW, leaderboard, mape_alerts, range_window, range_windows_named, score_forecasts, trailing_windows,
+    DEFAULT_ALERT_WINDOW, leaderboard, range_window, range_windows_named, score_forecasts, trailing_windows,
 )  # fmt: skip
 
 PLOT_WEEKS = 8

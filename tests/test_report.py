@@ -14,7 +14,8 @@ import pytest
 
 from tasks.core.evaluation.artifacts import artifact_key, leaderboard_artifact_rows, to_json_records
 from tasks.core.evaluation.report import ALERT_MARK, render_report
-from tasks.core.evaluation.scoring import leaderboard, mape_alerts, score_forecasts
+from tasks.core.evaluation.alerts import mape_alerts
+from tasks.core.evaluation.scoring import leaderboard, score_forecasts
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EVAL = pd.Timestamp("2024-04-30")

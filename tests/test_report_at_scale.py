@@ -18,7 +18,8 @@ import pytest
 from schemas.metrics import ALL_HORIZONS
 from tasks.core.evaluation.aggregate import aggregate_leaderboard, series_extremes, series_scores
 from tasks.core.evaluation.report import ALERT_MARK, render_report
-from tasks.core.evaluation.scoring import Window, mape_alerts, score_forecasts
+from tasks.core.evaluation.alerts import mape_alerts
+from tasks.core.evaluation.scoring import Window, score_forecasts
 
 EVAL = pd.Timestamp("2024-04-30")
 WINDOW = Window("last_28", EVAL - pd.Timedelta(days=27), EVAL)

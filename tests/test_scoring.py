@@ -11,11 +11,11 @@ import pandera.errors
 import pytest
 
 from schemas.metrics import ALL_HORIZONS, MetricsSchema, is_window_name
+from tasks.core.evaluation.alerts import mape_alerts
 from tasks.core.evaluation.scoring import (
     Window,
     actuals_long,
     leaderboard,
-    mape_alerts,
     range_window,
     score_forecasts,
     scored_targets,

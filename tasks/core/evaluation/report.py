@@ -16,6 +16,7 @@ import pandas as pd
 from schemas.metrics import ALL_HORIZONS
 from schemas.series import DERIVED_SERIES
 from tasks.core.evaluation.aggregate import EXTREME_SERIES, aggregate_leaderboard, series_extremes, series_scores
+from tasks.core.evaluation.alerts import MapeAlert
 from tasks.core.evaluation.artifacts import to_json_records
 from tasks.core.evaluation.coherence import coherence_section
 from tasks.core.models.catalog import MODEL_FAMILIES, model_family
@@ -25,7 +26,7 @@ from tasks.core.evaluation.page import (
 from tasks.core.evaluation.plots import Chart, mape_distribution_png, model_colors, series_charts
 from tasks.core.evaluation.stations import station_section
 from tasks.core.evaluation.scoring import (
-    DEFAULT_ALERT_WINDOW, DEFAULT_SERIES, REFERENCE_MODEL, MapeAlert, Window, actuals_long, leaderboard,
+    DEFAULT_ALERT_WINDOW, DEFAULT_SERIES, REFERENCE_MODEL, Window, actuals_long, leaderboard,
 )  # fmt: skip
 
 ALERT_MARK = "\u26a0"  # ⚠

@@ -20,7 +20,7 @@ Pure functions on frames: no Prefect, no storage, no clock. Conventions (also in
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -37,7 +37,6 @@ from tasks.core.evaluation.probabilistic import probabilistic_metrics, probabili
 DEFAULT_SERIES = ("bus", "rail")
 REFERENCE_MODEL = "naive"
 DEFAULT_ALERT_WINDOW = trailing_window_name(28)
-DEFAULT_MAPE_THRESHOLD = 15.0
 INTERVAL_LEVELS = (80, 95)
 _DATE_DTYPE = "datetime64[ns]"
 _GROUP = ["unique_id", "model"]
@@ -202,7 +201,7 @@ def leaderboard(
     metrics table's (``wis_skill`` against ``naive`` whatever ``reference_model``). ``eval_date``
     defaults to the latest in ``metrics``. Rows are ordered by series, ``rank_all`` (unranked last), model.
     """
-    rows = _select(metrics, window, eval_date)
+    rows = metrics_at(metrics, window, eval_date)
     h1 = rows[rows["h"] == 1].set_index(_GROUP)[["mae", "mape", "count"]].add_suffix("_h1")
     pooled = rows[rows["h"] == ALL_HORIZONS].set_index(_GROUP)
     # reindex: a metrics frame from before issue 21 has no probabilistic columns; they show as NaN.
@@ -227,65 +226,12 @@ def leaderboard(
     return board[columns].reset_index(drop=True)
 
 
-@dataclass(frozen=True)
-class MapeAlert:
-    """A model whose MAPE over a window exceeded the alert threshold."""
-
-    unique_id: str
-    model: str
-    window: str
-    eval_date: pd.Timestamp
-    h: int
-    mape: float
-    threshold: float
-
-    @property
-    def message(self) -> str:
-        horizons = "all horizons" if self.h == ALL_HORIZONS else f"h={self.h}"
-        return (
-            f"{self.unique_id}/{self.model}: MAPE {self.mape:.1f}% over {self.window} ({horizons}) "
-            f"exceeds {self.threshold:g}%"
-        )
-
-    def as_record(self) -> dict[str, Any]:
-        """Plain JSON-serialisable fields, for a Prefect artifact or a log line."""
-        return {
-            "unique_id": self.unique_id,
-            "model": self.model,
-            "window": self.window,
-            "eval_date": self.eval_date.date().isoformat(),
-            "h": self.h,
-            "mape": self.mape,
-            "threshold": self.threshold,
-            "message": self.message,
-        }
-
-
-def mape_alerts(
-    metrics: pd.DataFrame,
-    threshold: float = DEFAULT_MAPE_THRESHOLD,
-    window: str = DEFAULT_ALERT_WINDOW,
-    h: int = ALL_HORIZONS,
-    eval_date: pd.Timestamp | str | None = None,
-) -> list[MapeAlert]:
-    """Models whose MAPE over ``window`` (pooled horizons by default) is above ``threshold`` %.
-
-    A model without a MAPE (nothing scored yet) raises no alert: the report shows its pending count.
-    """
-    rows = _select(metrics, window, eval_date)
-    over = rows[(rows["h"] == h) & (rows["mape"] > threshold)].sort_values(_GROUP, kind="stable")
-    return [
-        MapeAlert(
-            unique_id=str(row.unique_id),
-            model=str(row.model),
-            window=window,
-            eval_date=pd.Timestamp(row.eval_date),
-            h=int(row.h),
-            mape=float(row.mape),
-            threshold=float(threshold),
-        )
-        for row in over.itertuples(index=False)
-    ]
+def metrics_at(metrics: pd.DataFrame, window: str, eval_date: pd.Timestamp | str | None = None) -> pd.DataFrame:
+    """The rows of one window at one eval date (the latest present unless given)."""
+    if metrics.empty:
+        return metrics
+    stamp = metrics["eval_date"].max() if eval_date is None else _midnight(eval_date)
+    return metrics[(metrics["window"] == window) & (metrics["eval_date"] == stamp)]
 
 
 # --- internals -----------------------------------------------------------------------------
@@ -393,11 +339,3 @@ def _finalise(sums: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return metrics
-
-
-def _select(metrics: pd.DataFrame, window: str, eval_date: pd.Timestamp | str | None) -> pd.DataFrame:
-    """The rows of one window at one eval date (the latest present unless given)."""
-    if metrics.empty:
-        return metrics
-    stamp = metrics["eval_date"].max() if eval_date is None else _midnight(eval_date)
-    return metrics[(metrics["window"] == window) & (metrics["eval_date"] == stamp)]
