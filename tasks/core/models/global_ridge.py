@@ -25,9 +25,8 @@ import numpy as np
 import pandas as pd
 
 from schemas.series import TOTAL_SERIES
-from tasks.core.features.direct import HISTORY_FOR_BASELINES
 from tasks.core.models.ridge import (
-    MIN_ROWS, RidgeFitted, RidgeForecaster, coefficients_version, fit_huber_ridge,
+    MIN_ROWS, RidgeFitted, RidgeForecaster, coefficients_version, fit_huber_ridge, training_rows,
 )  # fmt: skip
 from tasks.core.models.sarima import series_values
 
@@ -58,15 +57,11 @@ class GlobalRidgeForecaster(RidgeForecaster):
             prepared = self.features.prepare(
                 values, history.index[0], 0, confirmations[_kind(uid)], unique_id=uid
             )
-            last = len(values) - 1
             for h, (xs, ys, owners) in rows.items():
-                anchors = np.arange(HISTORY_FOR_BASELINES, last - h + 1)
-                X, base = self.features.design(prepared, anchors, h)
-                target = prepared.log_values[anchors + h] - base
-                usable = np.isfinite(target)
-                xs.append(X[usable])
-                ys.append(target[usable])
-                owners.append(np.full(int(usable.sum()), position))
+                X, target = training_rows(self.features, prepared, len(values), h)
+                xs.append(X)
+                ys.append(target)
+                owners.append(np.full(len(target), position))
         models = []
         owner_rows = []
         for h, (xs, ys, owners) in rows.items():

@@ -88,19 +88,15 @@ class RidgeForecaster:
         values = series_values(history, unique_id)
         confirmations = self.features.confirmations(history, unique_id)
         prepared = self.features.prepare(values, history.index[0], 0, confirmations, unique_id=unique_id)
-        last = len(values) - 1
         models = []
         for h in range(1, self.max_horizon + 1):
-            anchors = np.arange(HISTORY_FOR_BASELINES, last - h + 1)
-            X, base = self.features.design(prepared, anchors, h)
-            target = prepared.log_values[anchors + h] - base
-            usable = np.isfinite(target)
-            if usable.sum() < MIN_ROWS:
+            X, target = training_rows(self.features, prepared, len(values), h)
+            if len(target) < MIN_ROWS:
                 raise ValueError(
-                    f"{self.name}: {unique_id} has {usable.sum()} usable rows for h={h} in a window of "
+                    f"{self.name}: {unique_id} has {len(target)} usable rows for h={h} in a window of "
                     f"{len(values)} days; give it at least {HISTORY_FOR_BASELINES + MIN_ROWS + self.max_horizon} days"
                 )
-            models.append(fit_huber_ridge(X[usable], target[usable], self.penalty, self.huber))
+            models.append(fit_huber_ridge(X, target, self.penalty, self.huber))
         coefficients = np.stack([m.coefficients for m in models])
         return RidgeFitted(
             forecaster=self,
@@ -108,6 +104,16 @@ class RidgeForecaster:
             models=tuple(models),
             version=coefficients_version(self.spec(), coefficients),
         )
+
+
+def training_rows(features: DirectFeatures, prepared: Prepared, days: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """Horizon ``h``'s training rows of a series of ``days`` prepared days: the regressors and
+    the log target relative to its baseline, for every anchor whose target is observed."""
+    anchors = np.arange(HISTORY_FOR_BASELINES, days - h)
+    X, base = features.design(prepared, anchors, h)
+    target = prepared.log_values[anchors + h] - base
+    usable = np.isfinite(target)
+    return X[usable], target[usable]
 
 
 @dataclass(frozen=True)
