@@ -14,6 +14,7 @@ from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.runtime import flow_run
 
+from flows.calibrate import calibrate_cutoffs
 from flows.reconcile import reconcile_cutoffs
 from flows.rnn import forecast_rnn_chunk
 from flows.scale_out import ClusterForecasts, cluster_runner
@@ -180,7 +181,9 @@ def forecast_cutoffs(
             logger.info("%s: %d cutoff(s) forecast, %d already stored", model, progress.stored[model], progress.skipped[model])
         if cluster is not None:
             cluster.collect(progress)
-    # After every base model stored its forecasts, before any scoring reads them.
+    # After every model stored its forecasts (the ensemble combined them as forecast), before
+    # reconciliation shifts the calibrated bands and scoring reads them.
+    calibrate_cutoffs(store, history, settings, models, series, list(ready), active, run_id, publication_lag, many_series_models)
     reconciled = reconcile_cutoffs(
         store, history, settings, models, series, list(ready), active, overwrite, run_id, publication_lag, many_series_models
     )

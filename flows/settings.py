@@ -14,6 +14,7 @@ from schemas.errors import InvalidInput
 from schemas.series import DERIVED_SERIES
 from storage.locks import LockPolicy
 from tasks.core.data.activity import PATTERN_CHARACTERS
+from tasks.core.calibration import CALIBRATION_METHODS
 from tasks.core.models.catalog import STATISTICAL_MODELS
 from tasks.core.models.reconcile import METHODS as RECONCILIATION_METHODS
 
@@ -73,6 +74,13 @@ def _reconciliation(value: str) -> str:
     return method
 
 
+def _calibration(value: str) -> str:
+    method = value.strip()
+    if method not in CALIBRATION_METHODS:
+        raise InvalidInput(f"RIDERSHIP_CALIBRATION={method!r}: use one of {', '.join(CALIBRATION_METHODS)}")
+    return method
+
+
 @dataclass(frozen=True)
 class Settings:
     """The job's configuration. ``Settings.from_env()`` documents each variable."""
@@ -126,6 +134,11 @@ class Settings:
     rnn_warm_start: bool = False
     ensemble_members: tuple[str, ...] = ("ridge", "sarimax_log")
     ensemble_method: str = "inverse_mae"
+    # Bands rescaled from each model's matured errors (tasks/core/calibration.py), chosen on the
+    # 2019 and 2021 backtests (docs/models-and-accuracy.md#calibration); the stations are left out
+    # because a night would read a year of their per-station files.
+    calibration: str = "aci"
+    calibration_series: tuple[str, ...] = ("bus", "rail", "rail_entries")
     # A parent is the daily sum of its children (derived at ingest); every model's forecasts of a
     # hierarchy are reconciled into <model>@reconciled (tasks/core/models/reconcile.py).
     hierarchies: tuple[tuple[str, str], ...] = (("rail_entries", "station:*"),)
@@ -188,6 +201,11 @@ class Settings:
                                     not with RIDERSHIP_RNN_PARALLEL > 1)
         RIDERSHIP_ENSEMBLE_MEMBERS  models the ensemble combines (default: see Settings; empty: no ensemble)
         RIDERSHIP_ENSEMBLE_METHOD   mean, median or inverse_mae (default: inverse_mae)
+        RIDERSHIP_CALIBRATION       aci (bands rescaled from the model's matured errors of the last
+                                    year; the bands as forecast kept as <model>@raw) or none
+                                    (default: aci)
+        RIDERSHIP_CALIBRATION_SERIES  comma-separated series patterns whose bands are calibrated
+                                    (default: bus,rail,rail_entries)
         RIDERSHIP_HIERARCHIES       comma-separated parent=pattern pairs: the parent (a derived series,
                                     schemas.series.DERIVED_SERIES) is the daily sum of the series
                                     matching the pattern, recomputed at every route or station ingest,
@@ -249,6 +267,8 @@ class Settings:
             rnn_warm_start=warm_start,
             ensemble_members=_csv(env.get("RIDERSHIP_ENSEMBLE_MEMBERS", ",".join(defaults.ensemble_members))),
             ensemble_method=env.get("RIDERSHIP_ENSEMBLE_METHOD", defaults.ensemble_method),
+            calibration=_calibration(env.get("RIDERSHIP_CALIBRATION", defaults.calibration)),
+            calibration_series=_csv(env.get("RIDERSHIP_CALIBRATION_SERIES", ",".join(defaults.calibration_series))),
             hierarchies=_hierarchies(env.get("RIDERSHIP_HIERARCHIES", ",".join(f"{p}={c}" for p, c in defaults.hierarchies))),
             reconciliation=_reconciliation(env.get("RIDERSHIP_RECONCILIATION", defaults.reconciliation)),
             mape_alert_threshold=float(env.get("RIDERSHIP_MAPE_ALERT", defaults.mape_alert_threshold)),

@@ -1,0 +1,34 @@
+"""Prefect task for calibrated bands: a model's stored forecasts of some cutoffs, calibrated from
+its earlier ones (``tasks/core/calibration.py``), with the bands as forecast kept as ``<model>@raw``."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from storage import Store
+from tasks.core.calibration import CalibrationSpec, calibrate_pending, raw_name
+from tasks.core.evaluation.scoring import actuals_long
+
+
+@task(cache_policy=NO_CACHE, task_run_name="calibrate-{model}")
+def calibrate_model(
+    store: Store, history: pd.DataFrame, spec: CalibrationSpec, model: str, series: Sequence[str],
+    cutoffs: Sequence[pd.Timestamp], horizon: int, publication_lag: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows to store: ``model``'s forecasts at ``cutoffs`` not calibrated yet, calibrated
+    (read with the forecasts issued in the lookback before them), and the same rows as they
+    were, renamed ``<model>@raw``; both empty when there is nothing to calibrate."""
+    if not cutoffs or not series:
+        return pd.DataFrame(), pd.DataFrame()
+    first = min(cutoffs) - pd.Timedelta(days=spec.lookback_days + horizon + publication_lag)
+    stored = store.forecasts.read(start=first, end=max(cutoffs), models=[model], series=list(series))
+    clean = history.reset_index().rename(columns={"ds": "service_date"})
+    actuals = actuals_long(clean, [s for s in series if s in history.columns])
+    calibrated = calibrate_pending(stored, actuals, cutoffs, spec, publication_lag)
+    key = ["unique_id", "cutoff", "h"]
+    raw = stored.merge(calibrated[key], on=key).assign(model=raw_name(model))
+    return calibrated, raw

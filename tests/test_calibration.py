@@ -1,0 +1,169 @@
+"""Calibration of the bands (tasks/core/calibration.py): the controller's bookkeeping exactly,
+the band rescaling, leakage, and that it brings a too-narrow band to its nominal coverage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from schemas.forecasts import QUANTILE_COLUMNS, interval_quantile_columns
+from tasks.core.calibration import (
+    MARK, CalibrationSpec, apply_offsets, band_offsets, calibrate_pending, is_calibrated,
+)  # fmt: skip
+from tasks.core.quantiles import quantiles_from_bands
+
+LEVELS = (50, 80, 90, 95)
+# Half-widths of a unit normal's central intervals: bands of a model that believes sigma = 1.
+Z = {50: 0.6745, 80: 1.2816, 90: 1.6449, 95: 1.9600}
+
+
+def issued_rows(cutoffs, horizon: int, unique_id: str = "bus", y_hat: float = 100.0, sigma: float = 1.0, version: str = "m1") -> pd.DataFrame:
+    """Forecasts of a constant ``y_hat`` with normal bands of scale ``sigma``, at every cutoff."""
+    frames = []
+    for cutoff in pd.DatetimeIndex(cutoffs):
+        h = np.arange(1, horizon + 1)
+        median = np.full(horizon, y_hat)
+        lower = {lv: median - Z[lv] * sigma for lv in LEVELS}
+        upper = {lv: median + Z[lv] * sigma for lv in LEVELS}
+        frame = pd.DataFrame({
+            "unique_id": unique_id, "cutoff": cutoff, "ds": cutoff + pd.to_timedelta(h, unit="D"), "h": h,
+            "model": "m", "y_hat": median, "model_version": version,
+            "y_lo_80": lower[80], "y_hi_80": upper[80], "y_lo_95": lower[95], "y_hi_95": upper[95],
+        })  # fmt: skip
+        for column, values in quantiles_from_bands(median, lower, upper).items():
+            frame[column] = values
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def long_actuals(values: pd.Series, unique_id: str = "bus") -> pd.DataFrame:
+    return pd.DataFrame({"unique_id": unique_id, "ds": values.index, "y": values.to_numpy()})
+
+
+def test_offsets_count_each_matured_forecast_once_weighted_by_the_days_between_cutoffs():
+    cutoffs = pd.date_range("2024-01-01", periods=4, freq="3D")  # every 3 days
+    issued = issued_rows(cutoffs, horizon=2)
+    days = pd.date_range("2024-01-01", "2024-01-20")
+    # 100 everywhere (inside every band) except 2024-01-05, far above every band.
+    actuals = pd.Series(100.0, index=days)
+    actuals[pd.Timestamp("2024-01-05")] = 110.0
+    spec = CalibrationSpec(gain=0.01, lookback_days=365)
+    cutoff = pd.Timestamp("2024-01-10")
+    offsets = band_offsets(issued, actuals, cutoff, spec)
+    # Matured by 01-10 from cutoffs before it: 01-01 (h1 01-02, h2 01-03), 01-04 (01-05, 01-06),
+    # 01-07 (01-08, 01-09): six forecasts, one miss (01-05), each weighted 3 days.
+    for level in LEVELS:
+        alpha = 1 - level / 100
+        assert offsets[level] == pytest.approx(0.01 * 3 * (1 - 6 * alpha))
+
+
+def test_only_forecasts_issued_before_the_cutoff_and_actuals_up_to_it_count():
+    cutoffs = pd.date_range("2024-01-01", periods=6, freq="D")
+    issued = issued_rows(cutoffs, horizon=3)
+    actuals = pd.Series(200.0, index=pd.date_range("2024-01-01", "2024-01-20"))  # every forecast misses
+    spec = CalibrationSpec(gain=1.0)
+    offsets = band_offsets(issued, actuals, pd.Timestamp("2024-01-03"), spec)
+    # Issued before 01-03: cutoffs 01-01 (targets 01-02, 01-03 matured) and 01-02 (01-03): 3 misses.
+    assert offsets[80] == pytest.approx(3 * (1 - 0.2))
+    # With a publication lag of 1 day only targets up to 01-02 count: one.
+    assert band_offsets(issued, actuals, pd.Timestamp("2024-01-03"), spec, pd.Timestamp("2024-01-02"))[80] == pytest.approx(0.8)
+    # The lookback drops targets older than it.
+    short = CalibrationSpec(gain=1.0, lookback_days=1)
+    assert band_offsets(issued, actuals, pd.Timestamp("2024-01-03"), short)[80] == pytest.approx(2 * 0.8)
+
+
+def test_apply_offsets_scales_half_widths_keeps_the_median_and_nests_the_bands():
+    rows = issued_rows(["2024-01-01"], horizon=2)
+    out = apply_offsets(rows, {50: np.log(2.0), 80: 0.0, 90: 0.0, 95: 0.0})
+    np.testing.assert_allclose(out["y_hat"], rows["y_hat"])
+    # The 50 % band doubles (0.6745 * 2 = 1.35 > the 80 % band's 1.28): the 80 % band is pushed
+    # out to contain it, so the quantiles stay monotone; the 95 % one (1.96) already does.
+    np.testing.assert_allclose(out["q_250"], 100 - 2 * Z[50])
+    np.testing.assert_allclose(out["y_lo_80"], 100 - 2 * Z[50])
+    np.testing.assert_allclose(out["q_100"], out["y_lo_80"])
+    np.testing.assert_allclose(out["y_hi_95"], 100 + Z[95])
+    values = out[list(QUANTILE_COLUMNS)].to_numpy()
+    assert (np.diff(values, axis=1) >= 0).all()
+    assert out["model_version"].map(is_calibrated).all() and MARK not in rows["model_version"].iloc[0]
+    narrowed = apply_offsets(rows, {lv: np.log(0.5) for lv in LEVELS})
+    np.testing.assert_allclose(narrowed["y_hi_95"], 100 + 0.5 * Z[95])
+
+
+def test_a_level_without_bands_stays_without():
+    rows = issued_rows(["2024-01-01"], horizon=2)
+    for column in interval_quantile_columns(90):
+        rows[column] = np.nan
+    out = apply_offsets(rows, {lv: 0.5 for lv in LEVELS})
+    assert out["q_050"].isna().all() and out["q_950"].isna().all()
+    assert np.isfinite(out["q_025"]).all()
+
+
+def test_each_cutoff_sees_the_bands_issued_before_it_as_calibrated():
+    cutoffs = pd.date_range("2024-01-01", periods=3, freq="D")
+    issued = issued_rows(cutoffs, horizon=1)
+    # The actual of 01-02 lies 1.5 sigma out: outside the raw 80 % band (1.28), inside it once
+    # widened. The first cutoff has nothing matured: raw bands.
+    actuals = long_actuals(pd.Series([100.0, 101.5, 100.0], index=pd.date_range("2024-01-01", periods=3)))
+    spec = CalibrationSpec(gain=1.0)
+    out = calibrate_pending(issued, actuals, cutoffs, spec).set_index("cutoff")
+    assert out.loc["2024-01-01", "y_hi_80"] == pytest.approx(100 + Z[80])
+    # 01-02: one matured miss of the raw band -> exp(0.8) wider.
+    assert out.loc["2024-01-02", "y_hi_80"] == pytest.approx(100 + Z[80] * np.exp(0.8))
+    # 01-03: the miss of 01-02 (raw band of cutoff 01-01) and 01-03's actual 100 inside the
+    # calibrated band of cutoff 01-02: 0.8 - 0.2.
+    assert out.loc["2024-01-03", "y_hi_80"] == pytest.approx(100 + Z[80] * np.exp(0.6))
+
+
+def test_calibrated_rows_are_not_calibrated_again():
+    cutoffs = pd.date_range("2024-01-01", periods=3, freq="D")
+    issued = issued_rows(cutoffs, horizon=1)
+    actuals = long_actuals(pd.Series(150.0, index=pd.date_range("2024-01-01", periods=3)))
+    spec = CalibrationSpec()
+    once = calibrate_pending(issued, actuals, cutoffs, spec)
+    assert len(once) == 3
+    assert calibrate_pending(once, actuals, cutoffs, spec).empty
+    assert calibrate_pending(issued, actuals, cutoffs, CalibrationSpec(method="none")).empty
+
+
+def test_leakage_nothing_after_the_cutoff_changes_its_calibrated_bands():
+    cutoffs = pd.date_range("2024-01-01", periods=60, freq="D")
+    rng = np.random.default_rng(1)
+    days = pd.date_range("2024-01-01", "2024-03-31")
+    actuals = pd.Series(100 + 2.0 * rng.standard_normal(len(days)), index=days)
+    issued = issued_rows(cutoffs, horizon=7)
+    spec = CalibrationSpec(gain=0.05)
+    at = pd.Timestamp("2024-02-10")
+    base = calibrate_pending(issued, long_actuals(actuals), cutoffs, spec)
+    perturbed_actuals = actuals.copy()
+    perturbed_actuals[perturbed_actuals.index > at] *= 3.0
+    perturbed = issued.copy()
+    later = perturbed["cutoff"] > at
+    perturbed.loc[later, ["y_lo_80", "y_lo_95", *QUANTILE_COLUMNS]] -= 50.0
+    again = calibrate_pending(perturbed, long_actuals(perturbed_actuals), cutoffs, spec)
+    pd.testing.assert_frame_equal(
+        base[base["cutoff"] <= at].reset_index(drop=True), again[again["cutoff"] <= at].reset_index(drop=True)
+    )
+    # ... and the perturbation did reach the later cutoffs (the test can fail).
+    assert not np.allclose(base.loc[base["cutoff"] > at, "y_hi_80"], again.loc[again["cutoff"] > at, "y_hi_80"])
+
+
+@pytest.mark.parametrize("true_sigma", [0.5, 2.0])
+def test_a_band_of_the_wrong_width_is_brought_to_its_nominal_coverage(true_sigma: float):
+    """A model that believes sigma = 1 when the errors have ``true_sigma``: its raw 80 % band holds
+    96 % or 38 %; calibrated, it holds 80 % +- 3 over a year of daily forecasts."""
+    cutoffs = pd.date_range("2023-01-01", periods=400, freq="D")
+    rng = np.random.default_rng(7)
+    days = pd.date_range("2023-01-01", periods=420)
+    actuals = pd.Series(100 + true_sigma * rng.standard_normal(len(days)), index=days)
+    issued = issued_rows(cutoffs, horizon=14)
+    calibrated = calibrate_pending(issued, long_actuals(actuals), cutoffs, CalibrationSpec())
+    scored = calibrated[calibrated["cutoff"] >= "2023-02-15"].copy()
+    scored["y"] = actuals.reindex(pd.DatetimeIndex(scored["ds"])).to_numpy()
+    scored = scored.dropna(subset=["y"])
+    raw = issued.merge(scored[["cutoff", "h", "y"]], on=["cutoff", "h"])
+    for level in (80, 95):
+        inside = (scored["y"] >= scored[f"y_lo_{level}"]) & (scored["y"] <= scored[f"y_hi_{level}"])
+        raw_inside = (raw["y"] >= raw[f"y_lo_{level}"]) & (raw["y"] <= raw[f"y_hi_{level}"])
+        assert abs(raw_inside.mean() - level / 100) > 0.04  # the raw band is off ...
+        assert inside.mean() == pytest.approx(level / 100, abs=0.03)  # ... the calibrated one is not
