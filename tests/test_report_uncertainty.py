@@ -3,17 +3,21 @@ sections they make."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
+import pytest
 
 from schemas.forecasts import QUANTILE_COLUMNS
 from schemas.metrics import ALL_HORIZONS
 from tasks.core.evaluation.plots import calibration_png, fan_chart_png
+from tasks.core.evaluation.report import render_report
+from tasks.core.evaluation.scoring import leaderboard, score_forecasts
 from tasks.core.evaluation.uncertainty import calibration_points, fan_bands, fan_choice
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EVAL = pd.Timestamp("2024-04-30")
-LEVELS = (50, 80, 90, 95)
 # The quantile's offset from the median for a spread s: q = y_hat * (1 + s * z), z per column.
 Z = dict(zip(QUANTILE_COLUMNS, (-1.0, -0.8, -0.6, -0.3, 0.0, 0.3, 0.6, 0.8, 1.0)))
 
@@ -114,3 +118,65 @@ def test_both_charts_are_pngs():
     points = pd.DataFrame({"unique_id": "bus", "model": "ridge", "nominal": [0.5, 0.8, 0.9, 0.95], "empirical": [0.4, 0.7, 0.85, 0.9]})
     assert calibration_png(points, "coverage", "naive", {"ridge": "#1f77b4"}).startswith(PNG_SIGNATURE)
 
+
+@pytest.fixture(scope="module")
+def inputs() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Four weeks of bus and rail: ridge with quantiles on bus, without on rail (an old file),
+    naive with intervals on bus only; rail's naive gives none."""
+    dates = pd.date_range(EVAL - pd.Timedelta(days=27), EVAL)
+    rng = np.random.default_rng(5)
+    actuals = pd.concat(
+        pd.DataFrame({"unique_id": uid, "ds": dates, "y": level * (1 + rng.normal(0, 0.08, len(dates)))})
+        for uid, level in (("bus", 500_000.0), ("rail", 300_000.0))
+    )
+    rows = []
+    for cutoff in dates:
+        for uid, level in (("bus", 500_000.0), ("rail", 300_000.0)):
+            rows += forecast_rows(uid, cutoff, "ridge", level, quantiles=uid == "bus", intervals=True)
+            rows += forecast_rows(uid, cutoff, "naive", level * 1.05, quantiles=False, intervals=uid == "bus", spread=0.2)
+    forecasts = pd.DataFrame(rows)
+    return score_forecasts(forecasts[forecasts["ds"] <= EVAL], actuals, EVAL), forecasts, actuals
+
+
+def test_report_has_a_fan_chart_per_series_and_a_calibration_section(inputs):
+    metrics, forecasts, actuals = inputs
+    report = render_report(metrics, forecasts, actuals, run_date="2024-05-01", eval_date=EVAL, latest_cutoff=EVAL)
+    assert {"fan_bus.png", "fan_rail.png", "calibration.png"} <= set(report.images)
+    assert all(report.images[name].startswith(PNG_SIGNATURE) for name in ("fan_bus.png", "fan_rail.png", "calibration.png"))
+    headings = re.findall(r"^## (.+)$", report.markdown, flags=re.M)
+    assert headings == ["Alerts", "Series bus", "Series rail", "Calibration"]
+    bus = report.markdown.split("## Series bus")[1].split("\n## ")[0]
+    assert "bus: ridge's forecast from cutoff 2024-04-30" in bus and "(fan_bus.png)" in bus
+    assert "median and 50/80/90/95% bands" in bus  # quantiles: four bands
+    rail = report.markdown.split("## Series rail")[1].split("\n## ")[0]
+    assert "rail: ridge's forecast" in rail and "median and 80/95% bands" in rail  # the fallback: two
+    assert "![Calibration, window last_28" in report.markdown and "(calibration.png)" in report.markdown
+    assert 'alt="Calibration, window last_28' in report.html
+
+
+def test_series_without_bands_gets_a_note_instead_of_a_fan_chart(inputs):
+    metrics, forecasts, actuals = inputs
+    naive = forecasts[forecasts["model"] == "naive"]
+    report = render_report(metrics[metrics["model"] == "naive"], naive, actuals, run_date="2024-05-01", eval_date=EVAL)
+    assert "fan_bus.png" in report.images and "fan_rail.png" not in report.images
+    assert "rail: no fan chart, no model gave prediction bands from cutoff 2024-04-30." in report.markdown
+    assert '<p class="note">rail: no fan chart' in report.html
+
+
+def test_no_interval_scored_gives_a_calibration_note_and_no_plot(inputs):
+    metrics, forecasts, actuals = inputs
+    coverage = [c for c in metrics.columns if c.startswith("coverage_")]
+    report = render_report(metrics.assign(**{c: np.nan for c in coverage}), forecasts, actuals, run_date="2024-05-01", eval_date=EVAL)
+    assert "calibration.png" not in report.images
+    assert "## Calibration\n\nNo interval forecasts scored in window last_28 yet." in report.markdown
+
+
+def test_calibration_plot_reads_the_reports_window(inputs):
+    """The points drawn are the metrics' pooled coverage in the report's window, not another."""
+    metrics, _, _ = inputs
+    rows = metrics[(metrics["window"] == "last_7") & (metrics["eval_date"] == EVAL)]
+    points = calibration_points(rows, ["bus", "rail"])
+    board = leaderboard(metrics, "last_7", eval_date=EVAL).set_index(["unique_id", "model"])
+    for row in points[points["nominal"].isin([0.8, 0.95])].itertuples():
+        assert row.empirical == board.loc[(row.unique_id, row.model), f"coverage_{round(row.nominal * 100)}_all"]
+    assert set(points["model"]) == {"ridge", "naive"} and set(points.loc[points["model"] == "naive", "unique_id"]) == {"bus"}
