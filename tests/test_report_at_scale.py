@@ -122,7 +122,7 @@ def report(inputs):
 def test_bus_and_rail_keep_their_sections_and_no_other_series_gets_one(report):
     headings = re.findall(r"^## (.+)$", report.markdown, flags=re.M)
     stations = sum(unique_id.startswith("station:") for unique_id in other_ids(N_OTHER))
-    assert headings == ["Alerts", "Series bus", "Series rail", f"All other series ({N_OTHER})", f"Stations ({stations})"]
+    assert headings == ["Alerts", "Series bus", "Series rail", "Calibration", f"All other series ({N_OTHER})", f"Stations ({stations})"]
     assert "route:" not in "".join(name for name in report.images)
     bus = report.markdown.split("## Series bus")[1].split("## ")[0]
     assert len([line for line in bus.splitlines() if line.startswith("| ") and "Model" not in line]) == len(MODELS)
@@ -189,6 +189,7 @@ def test_one_chart_per_model_family_and_every_image_linked_and_embedded(report):
     assert family_charts == ["mape_by_series_combination.png", "mape_by_series_rnn.png", "mape_by_series_statistical.png"]
     assert set(report.images) - set(family_charts) == {
         "forecasts_bus.png", "forecasts_rail.png", "mae_by_horizon_bus.png", "mae_by_horizon_rail.png",
+        "fan_bus.png", "fan_rail.png", "calibration.png",
     }  # fmt: skip
     linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report.markdown)
     assert sorted(linked) == sorted(report.images)
@@ -225,13 +226,13 @@ def test_few_series_keep_one_section_each(inputs):
         run_date="2024-05-01", eval_date=EVAL,
     )  # fmt: skip
     headings = re.findall(r"^## (.+)$", rendered.markdown, flags=re.M)
-    assert headings == ["Alerts", *(f"Series {s}" for s in sorted(few))]
+    assert headings == ["Alerts", *(f"Series {s}" for s in sorted(few)), "Calibration"]
     assert rendered.aggregate_rows == [] and not any(name.startswith("mape_by_series") for name in rendered.images)
     at_scale = render_report(
         metrics[metrics["unique_id"].isin(few)], forecasts[forecasts["unique_id"].isin(few)], actuals,
         run_date="2024-05-01", eval_date=EVAL, max_series_sections=2,
     )  # fmt: skip
-    assert re.findall(r"^## (.+)$", at_scale.markdown, flags=re.M) == ["Alerts", "Series bus", "Series rail", "All other series (3)"]
+    assert re.findall(r"^## (.+)$", at_scale.markdown, flags=re.M) == ["Alerts", "Series bus", "Series rail", "Calibration", "All other series (3)"]
 
 
 def test_without_other_series_the_report_is_unchanged(inputs):
@@ -274,8 +275,8 @@ def test_report_for_277_series_renders(capsys):
     elapsed = time.perf_counter() - started
     with capsys.disabled():
         print(f"\nrender_report, 277 series × {len(MODELS)} models, {len(forecasts):,d} forecasts: {elapsed:.2f} s")
-    assert "## All other series (275)" in rendered.markdown and len(rendered.images) == 7
-    assert rendered.markdown.count("\n## ") == 5  # alerts, bus, rail, all other series, stations
+    assert "## All other series (275)" in rendered.markdown and len(rendered.images) == 10
+    assert rendered.markdown.count("\n## ") == 6  # alerts, bus, rail, calibration, all other series, stations
 
 
 def test_the_aggregate_without_the_reference_model_has_no_ratio():

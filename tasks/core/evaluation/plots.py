@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import Normalize
+from matplotlib.colors import Normalize, to_rgb
 from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter
@@ -158,6 +158,83 @@ def mape_distribution_png(
     axes.set_xlim(left=0)
     axes.set_xlabel("MAPE per series (percent)")
     axes.set_title(title)
+    return _to_png(figure)
+
+
+def fan_chart_png(
+    bands: pd.DataFrame,
+    actuals: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    title: str,
+    color: str,
+    model: str,
+) -> bytes:
+    """One forecast's distribution as nested shaded bands around its median, after recent actuals.
+
+    ``bands`` is :func:`tasks.core.evaluation.uncertainty.fan_bands`' table (``ds, median,
+    lo_<L>, hi_<L>``); a level whose bounds are all NaN is not drawn. ``actuals`` (``ds, y``) are
+    drawn as a line up to ``cutoff`` and as dots after it, so a backtest shows where the actuals
+    fell in the bands.
+    """
+    figure, axes = _new_figure()
+    levels = sorted((int(c.removeprefix("lo_")) for c in bands.columns if c.startswith("lo_")), reverse=True)
+    drawn = [level for level in levels if bands[f"lo_{level}"].notna().any()]
+    # Widest band first, each opaque and a deeper tint of the model's colour than the one under
+    # it: transparent bands would stack into shades the legend's swatches do not show.
+    for rank, level in enumerate(drawn):
+        strength = 0.2 + 0.45 * rank / max(len(drawn) - 1, 1)
+        tint = tuple(1.0 - strength * (1.0 - channel) for channel in to_rgb(color))
+        axes.fill_between(bands["ds"], bands[f"lo_{level}"], bands[f"hi_{level}"], color=tint, linewidth=0,
+                          label=f"{level}% band")  # fmt: skip
+    axes.plot(bands["ds"], bands["median"], color=color, linewidth=1.6, label=f"{model} median")
+    actual = actuals.sort_values("ds")
+    before, after = actual[actual["ds"] <= cutoff], actual[actual["ds"] > cutoff]
+    axes.plot(before["ds"], before["y"], color="black", linewidth=1.4, label="actual")
+    if not after.empty:
+        axes.plot(after["ds"], after["y"], color="black", linestyle="none", marker="o", markersize=3.5,
+                  label="actual after the cutoff")  # fmt: skip
+    axes.axvline(cutoff, color="0.4", linestyle=":", linewidth=1.0)
+    _format_date_axis(axes)
+    axes.set_ylabel("daily boardings")
+    axes.set_title(title, fontsize="medium")
+    _legend_outside(axes)
+    return _to_png(figure)
+
+
+def calibration_png(points: pd.DataFrame, title: str, reference_model: str, colors: Mapping[str, str]) -> bytes:
+    """Empirical against nominal coverage, one panel per series (in order of first appearance),
+    one line per model, the diagonal for perfect calibration. ``points`` holds ``unique_id,
+    model, nominal, empirical`` (shares in [0, 1])."""
+    series = list(dict.fromkeys(points["unique_id"]))
+    columns = min(len(series), 3) or 1
+    rows = -(-len(series) // columns) or 1
+    figure = Figure(figsize=(3.4 * columns + 1.6, 3.3 * rows + 0.5), dpi=_DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    # Both axes start a little below the lowest point, not at 0: the points sit between 50 and
+    # 100 %, and on a 0-100 % square the 90 and 95 % levels would run together.
+    lowest = min(points["nominal"].min(), points["empirical"].min()) if not points.empty else 0.5
+    low = max(0.0, float(np.floor((lowest - 0.05) * 20.0)) / 20.0)
+    handles: dict[str, object] = {}
+    for index, unique_id in enumerate(series):
+        axes = figure.add_subplot(rows, columns, index + 1)
+        axes.plot([low, 1.0], [low, 1.0], color="0.6", linestyle=":", linewidth=1.0)
+        for model, line in points[points["unique_id"] == unique_id].sort_values(["model", "nominal"]).groupby("model", sort=True):
+            style = _line_style(model, reference_model, colors)
+            (handle,) = axes.plot(line["nominal"], line["empirical"], marker="o", markersize=4, linewidth=1.2, **style)
+            handles.setdefault(str(model), handle)
+        axes.set_xlim(low, 1.0)
+        axes.set_ylim(low, 1.0)
+        axes.set_aspect("equal")
+        axes.grid(True, alpha=0.3)
+        for axis in (axes.xaxis, axes.yaxis):
+            axis.set_major_formatter(StrMethodFormatter("{x:.0%}"))
+        axes.set_title(unique_id, fontsize="medium")
+        axes.set_xlabel("nominal coverage")
+        axes.set_ylabel("empirical coverage")
+    if handles:
+        names = sorted(handles)
+        figure.legend([handles[name] for name in names], names, loc="outside right center", fontsize="small", frameon=False)
+    figure.suptitle(title, fontsize="medium")
     return _to_png(figure)
 
 

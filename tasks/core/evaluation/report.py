@@ -25,6 +25,7 @@ from tasks.core.evaluation.page import (
 )  # fmt: skip
 from tasks.core.evaluation.plots import Chart, mape_distribution_png, model_colors, series_charts
 from tasks.core.evaluation.stations import station_section
+from tasks.core.evaluation.uncertainty import calibration_section, fan_section
 from tasks.core.evaluation.scoring import (
     DEFAULT_ALERT_WINDOW, DEFAULT_SERIES, REFERENCE_MODEL, Window, actuals_long, leaderboard,
 )  # fmt: skip
@@ -93,6 +94,10 @@ def render_report(
 
     ``hierarchies`` (parent, children pattern): a coherence section at ``latest_cutoff`` (or the
     latest cutoff that forecast a parent), :mod:`tasks.core.evaluation.coherence`.
+
+    Every series with a section of its own also gets a fan chart of its latest forecast (no later
+    than ``latest_cutoff``) and a "Calibration" section follows them: nominal against empirical
+    interval coverage over ``window`` (:mod:`tasks.core.evaluation.uncertainty`).
     """
     eval_stamp = pd.Timestamp(eval_date).normalize()
     board = leaderboard(metrics, window, reference_model, eval_stamp)
@@ -142,6 +147,10 @@ def render_report(
             horizon=plot_horizon, window=window, reference_model=reference_model, colors=colors,
         )  # fmt: skip
         blocks.extend(_add_charts(images, charts))
+        notes, charts = fan_section(unique_id, forecasts, long_actuals, board, latest_cutoff, colors)
+        blocks.extend([*notes, *_add_charts(images, charts)])
+    section, charts = calibration_section(window_rows, [s for s in series if s not in others], window, reference_model, colors)
+    blocks.extend([*section, *_add_charts(images, charts)])
     aggregate = pd.DataFrame()
     if others:
         section, charts, aggregate = _other_series(
