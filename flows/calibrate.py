@@ -55,7 +55,7 @@ def calibrate_cutoffs(
             rows, raw = calibrate_model(store, history, spec, model, members, chunk, settings.horizon, publication_lag)
             # The bands as forecast first: a run killed in between leaves raw rows to calibrate
             # again, never calibrated ones whose raw bands are lost.
-            store_forecasts(store, raw, run_id)
+            store_forecasts(store, raw, run_id, keep_stamps=True)
             store_forecasts(store, rows, run_id)
             calibrated[model] += len(rows)
         if calibrated[model]:

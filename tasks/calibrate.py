@@ -25,10 +25,7 @@ def calibrate_model(
     if not cutoffs or not series:
         return pd.DataFrame(), pd.DataFrame()
     first = min(cutoffs) - pd.Timedelta(days=spec.lookback_days + horizon + publication_lag)
-    stored = store.forecasts.read(start=first, end=max(cutoffs), models=[model], series=list(series))
+    stored = store.forecasts.read(start=first, end=max(cutoffs), models=[model, raw_name(model)], series=list(series))
     clean = history.reset_index().rename(columns={"ds": "service_date"})
     actuals = actuals_long(clean, [s for s in series if s in history.columns])
-    calibrated = calibrate_pending(stored, actuals, cutoffs, spec, publication_lag)
-    key = ["unique_id", "cutoff", "h"]
-    raw = stored.merge(calibrated[key], on=key).assign(model=raw_name(model))
-    return calibrated, raw
+    return calibrate_pending(stored, actuals, cutoffs, spec, publication_lag)

@@ -15,6 +15,7 @@ from storage import Store
 from storage.stations import read_station_locations
 from tasks.core.evaluation.artifacts import artifact_key, leaderboard_artifact_rows
 from tasks.core.evaluation.report import render_report
+from tasks.core.calibration import is_raw
 from tasks.core.evaluation.alerts import mape_alerts
 from tasks.core.evaluation.scoring import (
     DEFAULT_ALERT_WINDOW, leaderboard, range_window, range_windows_named, score_forecasts, trailing_windows,
@@ -122,6 +123,7 @@ def publish_report(
     if not in_window.empty:
         plot_start = min(plot_start, in_window.min() - pd.Timedelta(days=horizon))
     forecasts = store.forecasts.read(start=plot_start, end=eval_date)
+    forecasts = forecasts[~forecasts["model"].astype(str).map(is_raw).to_numpy(bool)]  # scored, not drawn twice
     report = render_report(
         metrics, forecasts, actuals, run_date=run_date, eval_date=eval_date,
         window=window, alerts=alerts, data_note=data_note, plot_weeks=PLOT_WEEKS, latest_cutoff=latest_cutoff,

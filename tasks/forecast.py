@@ -76,15 +76,17 @@ def _walk_forward(
 
 
 @task(cache_policy=NO_CACHE)
-def store_forecasts(store: Store, forecasts: pd.DataFrame, run_id: str) -> int:
-    """Stamp the rows with the run and write them; each (cutoff, model, series) is replaced."""
-    return _store_forecasts(store, forecasts, run_id)
+def store_forecasts(store: Store, forecasts: pd.DataFrame, run_id: str, keep_stamps: bool = False) -> int:
+    """Stamp the rows with the run and write them; each (cutoff, model, series) is replaced.
+    ``keep_stamps``: rows read back from the store keep the run and time that made them (a
+    calibrated model's bands as forecast, ``<model>@raw``)."""
+    return _store_forecasts(store, forecasts, run_id, keep_stamps)
 
 
-def _store_forecasts(store: Store, forecasts: pd.DataFrame, run_id: str) -> int:
+def _store_forecasts(store: Store, forecasts: pd.DataFrame, run_id: str, keep_stamps: bool = False) -> int:
     if forecasts.empty:
         return 0
-    stamped = forecasts.assign(run_id=run_id, created_at=pd.Timestamp(datetime.now(timezone.utc)))
+    stamped = forecasts if keep_stamps else forecasts.assign(run_id=run_id, created_at=pd.Timestamp(datetime.now(timezone.utc)))
     written = store.forecasts.write(stamped)
     get_run_logger().info("stored %d forecast rows under %s", written, store.forecasts.path)
     return written

@@ -48,7 +48,9 @@ def score_forecasts_script():
 
 def assert_same_scores(board: pd.DataFrame, table: pd.DataFrame) -> None:
     ours = board.set_index(["unique_id", "model"])[["mae_all", "mae_h1"]].sort_index()
-    theirs = table.set_index(["unique_id", "model"])[["mae_all", "mae_h1"]].sort_index()
+    # The leaderboard ranks models, not a calibrated model's bands as forecast (<model>@raw, same y_hat).
+    ranked = table[~table["model"].astype(str).str.endswith("@raw")]
+    theirs = ranked.set_index(["unique_id", "model"])[["mae_all", "mae_h1"]].sort_index()
     pd.testing.assert_frame_equal(ours, theirs, rtol=0, atol=1e-3)  # the leaderboard rows keep 3 decimals
 
 
@@ -59,7 +61,9 @@ def test_backfill_stores_every_cutoff_once_and_resumes(synthetic_store: Store):
     )
     expected_cutoffs = set(run_dates("2019-03-01", "2019-03-06") - pd.Timedelta(days=1))
     stored = synthetic_store.forecasts.read()
-    assert len(stored) == 6 * 2 * 2 * 14
+    # Each model's calibrated forecasts and its bands as forecast (<model>@raw, same y_hat).
+    assert len(stored) == 6 * 2 * 2 * 14 * 2
+    assert set(stored["model"]) == {"naive", "sarima", "naive@raw", "sarima@raw"}
     for (model, unique_id), rows in stored.groupby(["model", "unique_id"]):
         assert set(rows["cutoff"]) == expected_cutoffs, (model, unique_id)
     h1 = stored[stored["h"] == 1]
@@ -82,7 +86,7 @@ def test_backfill_stores_every_cutoff_once_and_resumes(synthetic_store: Store):
     )
     assert overwritten.progress.stored == {"naive": 2}
     after = synthetic_store.forecasts.read()
-    assert len(after) == 8 * 2 * 2 * 14  # replaced, never duplicated
+    assert len(after) == 8 * 2 * 2 * 14 * 2  # replaced, never duplicated (each model and its @raw)
     assert not after.duplicated(["unique_id", "cutoff", "model", "h"]).any()
 
     metrics = synthetic_store.metrics.read()
@@ -110,6 +114,7 @@ def test_the_leaderboard_and_the_independent_script_score_the_same_targets(synth
     assert board["count_all"].tolist() == [55, 55]  # March d: one forecast from each cutoff Feb 28 .. d - 1
 
     every, pooled = script.score(forecasts, actuals, "all")
+    pooled = pooled[pooled["model"] == "naive"]
     assert (every.start, every.end) == (pd.Timestamp("2019-03-01"), pd.Timestamp("2019-03-23"))
     assert not np.allclose(pooled.sort_values("unique_id")["mae_all"], board.sort_values("unique_id")["mae_all"])
 
@@ -124,14 +129,16 @@ def test_forecast_contract_reads_in_pandas_pyarrow_duckdb_polars(synthetic_store
     assert str(table.schema.field("cutoff").type) == "date32[day]"
     assert str(table.schema.field("created_at").type) == "timestamp[us, tz=UTC]"
     via_pandas = pd.read_parquet(path)
-    assert len(via_pandas) == table.num_rows == 2 * 14
+    # naive and its bands as forecast, naive@raw (the calibration step's)
+    assert len(via_pandas) == table.num_rows == 2 * 14 * 2
     assert set(via_pandas["cutoff"].astype(str)) == {"2019-03-31", "2019-04-01"}
+    assert set(via_pandas["model"].astype(str)) == {"naive", "naive@raw"}
     via_duckdb = duckdb.sql(
         f"select cutoff, model, h, y_hat from read_parquet('{path}/**/*.parquet', hive_partitioning = true) order by cutoff, h"
     ).df()
-    assert str(via_duckdb["cutoff"].iloc[0])[:10] == "2019-03-31" and len(via_duckdb) == 28
+    assert str(via_duckdb["cutoff"].iloc[0])[:10] == "2019-03-31" and len(via_duckdb) == 56
     via_polars = pl.read_parquet(f"{path}/**/*.parquet", hive_partitioning=True)
-    assert via_polars.height == 28 and "cutoff" in via_polars.columns
+    assert via_polars.height == 56 and "cutoff" in via_polars.columns
     np.testing.assert_allclose(
         np.sort(via_duckdb["y_hat"].to_numpy()), np.sort(via_polars["y_hat"].to_numpy())
     )
@@ -139,7 +146,7 @@ def test_forecast_contract_reads_in_pandas_pyarrow_duckdb_polars(synthetic_store
     # Issue 21 added the quantile columns; a reader that names the pre-quantile columns reads
     # the same values through every engine, and the quantiles come after them in each file.
     old = ["cutoff", "model", "unique_id", "ds", "h", "y_hat", "y_lo_80", "y_hi_80", "y_lo_95", "y_hi_95", "model_version", "run_id"]
-    key = ["cutoff", "h"]
+    key = ["cutoff", "model", "h"]
     stored = synthetic_store.forecasts.read()[old].assign(cutoff=lambda f: f["cutoff"].dt.date, ds=lambda f: f["ds"].dt.date)
     expected = stored.sort_values(key).reset_index(drop=True)
     readers = {

@@ -9,7 +9,7 @@ import pytest
 
 from schemas.forecasts import QUANTILE_COLUMNS, interval_quantile_columns
 from tasks.core.calibration import (
-    MARK, CalibrationSpec, apply_offsets, band_offsets, calibrate_pending, is_calibrated,
+    CalibrationSpec, apply_offsets, band_offsets, calibrate_pending, raw_name,
 )  # fmt: skip
 from tasks.core.quantiles import quantiles_from_bands
 
@@ -85,7 +85,7 @@ def test_apply_offsets_scales_half_widths_keeps_the_median_and_nests_the_bands()
     np.testing.assert_allclose(out["y_hi_95"], 100 + Z[95])
     values = out[list(QUANTILE_COLUMNS)].to_numpy()
     assert (np.diff(values, axis=1) >= 0).all()
-    assert out["model_version"].map(is_calibrated).all() and MARK not in rows["model_version"].iloc[0]
+    assert (out["model_version"] == rows["model_version"]).all()  # the registry's id, untouched
     narrowed = apply_offsets(rows, {lv: np.log(0.5) for lv in LEVELS})
     np.testing.assert_allclose(narrowed["y_hi_95"], 100 + 0.5 * Z[95])
 
@@ -106,7 +106,7 @@ def test_each_cutoff_sees_the_bands_issued_before_it_as_calibrated():
     # widened. The first cutoff has nothing matured: raw bands.
     actuals = long_actuals(pd.Series([100.0, 101.5, 100.0], index=pd.date_range("2024-01-01", periods=3)))
     spec = CalibrationSpec(gain=1.0)
-    out = calibrate_pending(issued, actuals, cutoffs, spec).set_index("cutoff")
+    out = calibrate_pending(issued, actuals, cutoffs, spec)[0].set_index("cutoff")
     assert out.loc["2024-01-01", "y_hi_80"] == pytest.approx(100 + Z[80])
     # 01-02: one matured miss of the raw band -> exp(0.8) wider.
     assert out.loc["2024-01-02", "y_hi_80"] == pytest.approx(100 + Z[80] * np.exp(0.8))
@@ -115,15 +115,29 @@ def test_each_cutoff_sees_the_bands_issued_before_it_as_calibrated():
     assert out.loc["2024-01-03", "y_hi_80"] == pytest.approx(100 + Z[80] * np.exp(0.6))
 
 
-def test_calibrated_rows_are_not_calibrated_again():
-    cutoffs = pd.date_range("2024-01-01", periods=3, freq="D")
-    issued = issued_rows(cutoffs, horizon=1)
-    actuals = long_actuals(pd.Series(150.0, index=pd.date_range("2024-01-01", periods=3)))
-    spec = CalibrationSpec()
-    once = calibrate_pending(issued, actuals, cutoffs, spec)
-    assert len(once) == 3
-    assert calibrate_pending(once, actuals, cutoffs, spec).empty
-    assert calibrate_pending(issued, actuals, cutoffs, CalibrationSpec(method="none")).empty
+def test_calibrated_rows_are_not_calibrated_again_and_an_interrupted_run_is_completed():
+    cutoffs = pd.date_range("2024-01-01", periods=4, freq="D")
+    issued = issued_rows(cutoffs, horizon=2)
+    actuals = long_actuals(pd.Series(150.0, index=pd.date_range("2024-01-01", periods=6)))
+    spec = CalibrationSpec(gain=0.1)
+    calibrated, raw = calibrate_pending(issued, actuals, cutoffs, spec)
+    assert len(calibrated) == len(raw) == 8 and set(raw["model"]) == {raw_name("m")}
+    pd.testing.assert_frame_equal(raw.assign(model="m").reset_index(drop=True), issued.reset_index(drop=True))
+    # As stored after the run: the calibrated rows and their twins. Nothing is left to do (the
+    # first cutoff, with nothing matured, equals its twin; redoing it would change nothing) ...
+    stored = pd.concat([calibrated, raw], ignore_index=True)
+    assert calibrate_pending(stored, actuals, cutoffs, spec)[0].empty
+    # ... but a run stopped after writing the last cutoff's twins, before its calibrated rows,
+    # left raw rows equal to their twins: they are calibrated again, to the same bands.
+    last = issued["cutoff"] == cutoffs[-1]
+    interrupted = pd.concat([calibrated[calibrated["cutoff"] < cutoffs[-1]], issued[last], raw], ignore_index=True)
+    redone, _ = calibrate_pending(interrupted, actuals, cutoffs, spec)
+    pd.testing.assert_frame_equal(redone.reset_index(drop=True), calibrated[last].reset_index(drop=True))
+    # A cutoff forecast again since (another y_hat than its twin's) is calibrated afresh.
+    again = issued[last].assign(y_hat=issued.loc[last, "y_hat"] + 1.0)
+    reforecast = pd.concat([calibrated[calibrated["cutoff"] < cutoffs[-1]], again, raw], ignore_index=True)
+    assert set(calibrate_pending(reforecast, actuals, cutoffs, spec)[0]["cutoff"]) == {cutoffs[-1]}
+    assert calibrate_pending(issued, actuals, cutoffs, CalibrationSpec(method="none"))[0].empty
 
 
 def test_leakage_nothing_after_the_cutoff_changes_its_calibrated_bands():
@@ -134,13 +148,13 @@ def test_leakage_nothing_after_the_cutoff_changes_its_calibrated_bands():
     issued = issued_rows(cutoffs, horizon=7)
     spec = CalibrationSpec(gain=0.05)
     at = pd.Timestamp("2024-02-10")
-    base = calibrate_pending(issued, long_actuals(actuals), cutoffs, spec)
+    base = calibrate_pending(issued, long_actuals(actuals), cutoffs, spec)[0]
     perturbed_actuals = actuals.copy()
     perturbed_actuals[perturbed_actuals.index > at] *= 3.0
     perturbed = issued.copy()
     later = perturbed["cutoff"] > at
     perturbed.loc[later, ["y_lo_80", "y_lo_95", *QUANTILE_COLUMNS]] -= 50.0
-    again = calibrate_pending(perturbed, long_actuals(perturbed_actuals), cutoffs, spec)
+    again = calibrate_pending(perturbed, long_actuals(perturbed_actuals), cutoffs, spec)[0]
     pd.testing.assert_frame_equal(
         base[base["cutoff"] <= at].reset_index(drop=True), again[again["cutoff"] <= at].reset_index(drop=True)
     )
@@ -157,7 +171,7 @@ def test_a_band_of_the_wrong_width_is_brought_to_its_nominal_coverage(true_sigma
     days = pd.date_range("2023-01-01", periods=420)
     actuals = pd.Series(100 + true_sigma * rng.standard_normal(len(days)), index=days)
     issued = issued_rows(cutoffs, horizon=14)
-    calibrated = calibrate_pending(issued, long_actuals(actuals), cutoffs, CalibrationSpec())
+    calibrated = calibrate_pending(issued, long_actuals(actuals), cutoffs, CalibrationSpec())[0]
     scored = calibrated[calibrated["cutoff"] >= "2023-02-15"].copy()
     scored["y"] = actuals.reindex(pd.DatetimeIndex(scored["ds"])).to_numpy()
     scored = scored.dropna(subset=["y"])

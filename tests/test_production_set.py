@@ -12,6 +12,7 @@ from datetime import date
 import pandas as pd
 import pytest
 
+from tasks.core.calibration import raw_name
 from flows.backfill import backfill
 from flows.settings import Settings
 from schemas.series import TOTAL_SERIES
@@ -83,4 +84,5 @@ def test_backfill_with_the_production_defaults_stores_every_model_and_a_real_ens
         slack = 1e-9 * point[members].abs().max(axis=1)
         assert ((point[ENSEMBLE] >= low - slack) & (point[ENSEMBLE] <= high + slack)).all(), (unique_id, cutoff)
     # Scored and reported too: the targets matured by the last run date.
-    assert set(store.metrics.read()["model"]) == set(models)
+    # ... each model with its bands as forecast (<model>@raw) beside its calibrated ones.
+    assert set(store.metrics.read()["model"]) == set(models) | {raw_name(m) for m in models}

@@ -44,9 +44,6 @@ from tasks.core.quantiles import distribution_columns
 
 RAW_SUFFIX = "@raw"
 """The model-name suffix under which a calibrated model's bands as forecast are also stored."""
-MARK = "+aci"
-"""Appended to ``model_version`` (with the offsets) by calibration: a calibrated row is never
-calibrated twice."""
 
 Method = Literal["aci", "none"]
 CALIBRATION_METHODS: tuple[str, ...] = ("aci", "none")
@@ -72,10 +69,6 @@ def raw_name(model: str) -> str:
 
 def is_raw(model: str) -> bool:
     return model.endswith(RAW_SUFFIX)
-
-
-def is_calibrated(model_version: str) -> bool:
-    return MARK in model_version
 
 
 def band_levels(frame: pd.DataFrame) -> list[int]:
@@ -131,8 +124,8 @@ def _spacing(issued_cutoffs: pd.Series, row_cutoffs: pd.Series, cap: int) -> np.
 
 def apply_offsets(rows: pd.DataFrame, offsets: dict[int, float]) -> pd.DataFrame:
     """``rows`` with each level's half-widths around the median times ``exp(q_L)``, nested again,
-    every bound column of the level (``y_lo_L``/``y_hi_L`` and the quantiles) set, and the
-    offsets appended to ``model_version``. Levels without bands stay NaN. Returns a copy."""
+    every bound column of the level (``y_lo_L``/``y_hi_L`` and the quantiles) set. Levels
+    without bands stay NaN; ``model_version`` stays the model's (the registry's id). Returns a copy."""
     out = rows.copy()
     median = rows["y_hat"].to_numpy(np.float64)
     below, above = median.copy(), median.copy()  # the inner level's bounds, for nesting
@@ -148,32 +141,74 @@ def apply_offsets(rows: pd.DataFrame, offsets: dict[int, float]) -> pd.DataFrame
                 out[lo_col], out[hi_col] = lo, hi
     if MEDIAN_COLUMN in out.columns:
         out[MEDIAN_COLUMN] = np.where(np.isfinite(out[MEDIAN_COLUMN].to_numpy(np.float64)), median, np.nan)
-    note = ",".join(f"{level}:{offsets[level]:+.3f}" for level in sorted(offsets))
-    out["model_version"] = out["model_version"].astype(str) + f"{MARK}[{note}]"
     return out
 
 
 def calibrate_pending(
     stored: pd.DataFrame, actuals: pd.DataFrame, cutoffs: Sequence[pd.Timestamp], spec: CalibrationSpec, publication_lag: int = 0,
-) -> pd.DataFrame:
-    """The rows of ``stored`` (one model; its issued forecasts, as stored) at ``cutoffs`` that
-    are not calibrated yet, calibrated in cutoff order per series: a cutoff sees the earlier
-    cutoffs' bands as calibrated here. ``actuals``: long ``unique_id, ds, y``. With
-    ``publication_lag`` N the forecast at c counts only actuals dated ≤ c − N (what it knew)."""
-    if stored.empty or spec.method == "none":
-        return stored.iloc[:0]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Calibrate one model's forecasts at ``cutoffs`` that are not calibrated yet, in cutoff order
+    per series (a cutoff sees the earlier cutoffs' bands as calibrated here).
+
+    ``stored``: the model's issued forecasts as stored, and its ``<model>@raw`` rows where there
+    are any. A forecast is calibrated when its ``@raw`` twin has the same ``y_hat`` and other
+    bands (:func:`needs_calibration`); otherwise it is calibrated from the twin when their
+    ``y_hat`` agree (a run stopped between writing the twin and the calibrated rows) or from
+    itself. ``actuals``: long ``unique_id, ds, y``. With ``publication_lag`` N the forecast at c
+    counts only actuals dated ≤ c − N (what it knew). Returns the calibrated rows and, for each,
+    the bands as forecast under ``<model>@raw``; both empty when nothing is pending."""
+    raw_rows = stored["model"].astype(str).map(is_raw)
+    issued_all, twins = stored[~raw_rows], stored[raw_rows]
+    if issued_all.empty or spec.method == "none":
+        return issued_all.iloc[:0], issued_all.iloc[:0]
     wanted = set(pd.DatetimeIndex(cutoffs))
-    calibrated = []
-    for unique_id, issued in stored.groupby("unique_id", sort=True, observed=True):
+    calibrated, sources = [], []
+    for unique_id, issued in issued_all.groupby("unique_id", sort=True, observed=True):
         issued = issued.sort_values(["cutoff", "h"]).reset_index(drop=True)
+        twin = _aligned(twins[twins["unique_id"] == unique_id], issued)
         series = actuals.loc[actuals["unique_id"] == unique_id].set_index("ds")["y"].sort_index()
-        pending = issued["cutoff"].isin(wanted) & ~issued["model_version"].astype(str).map(is_calibrated)
+        pending = issued["cutoff"].isin(wanted) & needs_calibration(issued, twin)
+        from_twin = twin["y_hat"].to_numpy(np.float64) == issued["y_hat"].to_numpy(np.float64)
+        source = issued.copy()
+        for column in distribution_columns(issued, include_point=False):
+            source.loc[from_twin, column] = twin.loc[from_twin, column].to_numpy(np.float64)
         for cutoff in sorted(issued.loc[pending, "cutoff"].unique()):
             cutoff = pd.Timestamp(cutoff)
             at = pending & (issued["cutoff"] == cutoff)
             data_end = cutoff - pd.Timedelta(days=publication_lag)
-            done = apply_offsets(issued[at], band_offsets(issued, series, cutoff, spec, data_end))
-            for column in [*distribution_columns(done, include_point=False), "model_version"]:
-                issued.loc[at, column] = done[column].to_numpy()
-            calibrated.append(done)
-    return pd.concat(calibrated, ignore_index=True) if calibrated else stored.iloc[:0]
+            done = apply_offsets(source[at], band_offsets(issued, series, cutoff, spec, data_end))
+            columns = distribution_columns(done, include_point=False)
+            # Stored already as it would be (a cutoff with nothing matured, its offsets 0): no rewrite.
+            kept = ~(from_twin[at.to_numpy()] & _same(done[columns], issued.loc[at, columns]))
+            issued.loc[at, columns] = done[columns].to_numpy()
+            calibrated.append(done[kept])
+            sources.append(source[at][kept])
+    if not any(len(rows) for rows in calibrated):
+        return issued_all.iloc[:0], issued_all.iloc[:0]
+    raw = pd.concat(sources, ignore_index=True)
+    raw["model"] = raw["model"].astype(str).map(raw_name)
+    return pd.concat(calibrated, ignore_index=True), raw
+
+
+def needs_calibration(issued: pd.DataFrame, twin: pd.DataFrame) -> pd.Series:
+    """Per row of ``issued``: not calibrated yet. Calibrated means an ``@raw`` twin (``twin``,
+    aligned row by row, NaN where none) with the same ``y_hat`` and different bands: a row
+    without a twin was never calibrated, one whose twin has another ``y_hat`` was forecast again
+    since, and one equal to its twin is raw (or calibrated with every offset 0, which redoing
+    leaves as it is)."""
+    same_point = issued["y_hat"].to_numpy(np.float64) == twin["y_hat"].to_numpy(np.float64)
+    columns = distribution_columns(issued, include_point=False)
+    return pd.Series(~same_point | _same(issued[columns], twin[columns]), index=issued.index)
+
+
+def _same(left: pd.DataFrame, right: pd.DataFrame) -> np.ndarray:
+    """Per row: every value equal (NaN equal to NaN)."""
+    a, b = left.to_numpy(np.float64), right.to_numpy(np.float64)
+    return ((a == b) | (np.isnan(a) & np.isnan(b))).all(axis=1)
+
+
+def _aligned(twins: pd.DataFrame, issued: pd.DataFrame) -> pd.DataFrame:
+    """``twins`` reordered to ``issued``'s (cutoff, h) rows; NaN rows where there is no twin."""
+    keyed = twins.drop_duplicates(["cutoff", "h"]).set_index(["cutoff", "h"])
+    index = pd.MultiIndex.from_frame(issued[["cutoff", "h"]])
+    return keyed.reindex(index).reset_index().set_index(issued.index)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from tasks.core.data.derived import Hierarchy, children_of
 from tasks.core.evaluation.page import Block, Heading, Paragraph, Table, formatter
+from tasks.core.calibration import is_raw
 from tasks.core.models.reconcile import is_reconciled, reconciled_name
 
 COLUMNS = ["parent", "model", "children", "before", "after"]
@@ -37,7 +38,7 @@ def coherence_table(forecasts: pd.DataFrame, hierarchies: Sequence[Hierarchy], c
     at = forecasts[forecasts["cutoff"] == pd.Timestamp(cutoff)]
     found = []
     for parent, pattern in hierarchies:
-        models = sorted(m for m in at.loc[at["unique_id"] == parent, "model"].astype(str).unique() if not is_reconciled(m))
+        models = sorted(m for m in at.loc[at["unique_id"] == parent, "model"].astype(str).unique() if not is_reconciled(m) and not is_raw(m))
         for model in models:
             before, children = largest_incoherence(at[at["model"] == model], parent, pattern)
             after, _ = largest_incoherence(at[at["model"] == reconciled_name(model)], parent, pattern)

@@ -22,6 +22,8 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
+from tasks.core.calibration import RAW_SUFFIX, is_raw
+
 REFERENCE_STYLE = {"color": "0.45", "linestyle": "--"}
 _PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 _FIGSIZE = (9.0, 4.0)
@@ -79,8 +81,14 @@ def series_charts(
 
 
 def _line_style(model: object, reference_model: str, colors: Mapping[str, str]) -> dict[str, str]:
-    """The reference model grey and dashed; every other model in its colour (``C0`` if none)."""
-    return REFERENCE_STYLE if model == reference_model else {"color": colors.get(str(model), "C0")}
+    """The reference model grey and dashed; every other model in its colour (``C0`` if none); a
+    calibrated model's bands as forecast (``<model>@raw``) in its model's colour, dash-dotted."""
+    if model == reference_model:
+        return REFERENCE_STYLE
+    name = str(model)
+    if is_raw(name):
+        return {"color": colors.get(name.removesuffix(RAW_SUFFIX), colors.get(name, "C0")), "linestyle": "-."}
+    return {"color": colors.get(name, "C0")}
 
 
 def forecasts_vs_actuals_png(

@@ -33,6 +33,7 @@ from schemas.metrics import (
     trailing_window_name,
 )
 from tasks.core.evaluation.probabilistic import probabilistic_metrics, probabilistic_terms
+from tasks.core.calibration import is_raw
 
 DEFAULT_SERIES = ("bus", "rail")
 REFERENCE_MODEL = "naive"
@@ -202,6 +203,8 @@ def leaderboard(
     defaults to the latest in ``metrics``. Rows are ordered by series, ``rank_all`` (unranked last), model.
     """
     rows = metrics_at(metrics, window, eval_date)
+    # A calibrated model's bands as forecast are scored for comparison, not ranked beside it.
+    rows = rows[~rows["model"].astype(str).map(is_raw).to_numpy(bool)]
     h1 = rows[rows["h"] == 1].set_index(_GROUP)[["mae", "mape", "count"]].add_suffix("_h1")
     pooled = rows[rows["h"] == ALL_HORIZONS].set_index(_GROUP)
     # reindex: a metrics frame from before issue 21 has no probabilistic columns; they show as NaN.
