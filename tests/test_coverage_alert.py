@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flows.settings import Settings
+from schemas.errors import InvalidInput
 from schemas.metrics import ALL_HORIZONS
 from tasks.core.evaluation.alerts import coverage_alerts
 from tasks.core.evaluation.scoring import score_forecasts, trailing_windows
@@ -141,3 +143,13 @@ def test_nothing_to_score_gives_no_alert_and_a_percentage_is_refused():
     with pytest.raises(ValueError, match="share"):
         coverage_alerts(forecast_frame(records("m", ["2024-03-10"])), actuals(), EVAL, threshold=65)
 
+
+def test_settings_read_the_threshold_and_days_and_refuse_what_could_never_work():
+    default = Settings.from_env({})
+    assert (default.coverage_alert_threshold, default.coverage_alert_days) == (0.65, 28)
+    custom = Settings.from_env({"RIDERSHIP_COVERAGE_ALERT": "0.7", "RIDERSHIP_COVERAGE_ALERT_DAYS": "21"})
+    assert (custom.coverage_alert_threshold, custom.coverage_alert_days) == (0.7, 21)
+    with pytest.raises(InvalidInput, match="RIDERSHIP_COVERAGE_ALERT='65'"):
+        Settings.from_env({"RIDERSHIP_COVERAGE_ALERT": "65"})  # a percentage: every model would alert
+    with pytest.raises(InvalidInput, match="RIDERSHIP_COVERAGE_ALERT_DAYS='13'"):
+        Settings.from_env({"RIDERSHIP_COVERAGE_ALERT_DAYS": "13"})  # fewer than the 14 days needed to alert

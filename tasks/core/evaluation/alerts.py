@@ -17,8 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from schemas.metrics import ALL_HORIZONS
-from tasks.core.evaluation.scoring import DEFAULT_ALERT_WINDOW, interval_hits, join_actuals, metrics_at
+from tasks.core.evaluation.scoring import interval_hits, join_actuals
 
 DEFAULT_COVERAGE_LEVEL = 80
 DEFAULT_COVERAGE_THRESHOLD = 0.65
@@ -135,68 +134,3 @@ def band_coverage(
     )
     per_model["coverage"] = per_model["covered"] / per_model["scored"]
     return per_model.reset_index()
-
-
-# The MAPE alert, until the report and the flows switch to the coverage alert.
-DEFAULT_MAPE_THRESHOLD = 15.0
-
-
-@dataclass(frozen=True)
-class MapeAlert:
-    """A model whose MAPE over a window exceeded the alert threshold."""
-
-    unique_id: str
-    model: str
-    window: str
-    eval_date: pd.Timestamp
-    h: int
-    mape: float
-    threshold: float
-
-    @property
-    def message(self) -> str:
-        horizons = "all horizons" if self.h == ALL_HORIZONS else f"h={self.h}"
-        return (
-            f"{self.unique_id}/{self.model}: MAPE {self.mape:.1f}% over {self.window} ({horizons}) "
-            f"exceeds {self.threshold:g}%"
-        )
-
-    def as_record(self) -> dict[str, Any]:
-        """Plain JSON-serialisable fields, for a Prefect artifact or a log line."""
-        return {
-            "unique_id": self.unique_id,
-            "model": self.model,
-            "window": self.window,
-            "eval_date": self.eval_date.date().isoformat(),
-            "h": self.h,
-            "mape": self.mape,
-            "threshold": self.threshold,
-            "message": self.message,
-        }
-
-
-def mape_alerts(
-    metrics: pd.DataFrame,
-    threshold: float = DEFAULT_MAPE_THRESHOLD,
-    window: str = DEFAULT_ALERT_WINDOW,
-    h: int = ALL_HORIZONS,
-    eval_date: pd.Timestamp | str | None = None,
-) -> list[MapeAlert]:
-    """Models whose MAPE over ``window`` (pooled horizons by default) is above ``threshold`` %.
-
-    A model without a MAPE (nothing scored yet) raises no alert: the report shows its pending count.
-    """
-    rows = metrics_at(metrics, window, eval_date)
-    over = rows[(rows["h"] == h) & (rows["mape"] > threshold)].sort_values(["unique_id", "model"], kind="stable")
-    return [
-        MapeAlert(
-            unique_id=str(row.unique_id),
-            model=str(row.model),
-            window=window,
-            eval_date=pd.Timestamp(row.eval_date),
-            h=int(row.h),
-            mape=float(row.mape),
-            threshold=float(threshold),
-        )
-        for row in over.itertuples(index=False)
-    ]
