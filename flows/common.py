@@ -269,8 +269,8 @@ def score_and_report(
         actuals = load_actuals(store)
         metrics = evaluate(store, actuals, eval_date, settings.horizon, target_range)
         return publish_report(
-            store, metrics, actuals, run_date, eval_date, settings.horizon, settings.mape_alert_threshold, data_note,
+            store, metrics, actuals, run_date, eval_date, settings.horizon, settings.coverage_alert_threshold, data_note,
             window=leaderboard_window(target_range), latest_cutoff=latest_cutoff, artifact_prefix=artifact_prefix,
             station_locations=settings.station_locations,
-            hierarchies=settings.hierarchies,
+            hierarchies=settings.hierarchies, coverage_days=settings.coverage_alert_days,
         )

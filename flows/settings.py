@@ -15,6 +15,7 @@ from schemas.series import DERIVED_SERIES
 from storage.locks import LockPolicy
 from tasks.core.data.activity import PATTERN_CHARACTERS
 from tasks.core.calibration import CALIBRATION_METHODS
+from tasks.core.evaluation.alerts import DEFAULT_COVERAGE_THRESHOLD, DEFAULT_COVERAGE_WINDOW_DAYS, DEFAULT_MIN_DAYS
 from tasks.core.models.catalog import STATISTICAL_MODELS
 from tasks.core.models.reconcile import METHODS as RECONCILIATION_METHODS
 
@@ -65,6 +66,24 @@ def _hierarchies(value: str) -> tuple[tuple[str, str], ...]:
             raise InvalidInput(f"RIDERSHIP_HIERARCHIES: parent {parent} is declared twice")
         pairs.append((parent, pattern))
     return tuple(pairs)
+
+
+def _share(env: Mapping[str, str], name: str, default: float) -> float:
+    # A share, not a percentage: "65" would make every model alert every night without this check.
+    value = env.get(name, str(default))
+    share = float(value)
+    if not 0 < share <= 1:
+        raise InvalidInput(f"{name}={value!r}: a share in (0, 1], e.g. 0.65")
+    return share
+
+
+def _alert_days(env: Mapping[str, str], name: str, default: int) -> int:
+    # Shorter than the days a model needs scored before it may alert, the alert could never fire.
+    value = env.get(name, str(default))
+    days = int(value)
+    if days < DEFAULT_MIN_DAYS:
+        raise InvalidInput(f"{name}={value!r}: at least {DEFAULT_MIN_DAYS} days, the days a model needs scored to alert")
+    return days
 
 
 def _reconciliation(value: str) -> str:
@@ -144,7 +163,10 @@ class Settings:
     hierarchies: tuple[tuple[str, str], ...] = (("rail_entries", "station:*"),)
     # Chosen on two small backtests (docs/hierarchy.md): the parent loses least, the stations nothing.
     reconciliation: str = "mint_shrink_cc"
-    mape_alert_threshold: float = 15.0
+    # A model alerts when its 80 % band held fewer than this share of the actuals of the last
+    # coverage_alert_days days (tasks/core/evaluation/alerts.py; measured in docs/models-and-accuracy.md).
+    coverage_alert_threshold: float = DEFAULT_COVERAGE_THRESHOLD
+    coverage_alert_days: int = DEFAULT_COVERAGE_WINDOW_DAYS
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     task_runner: str = "default"
     # An existing scheduler ("tcp://host:8786"); None with task_runner "dask": a temporary
@@ -215,7 +237,10 @@ class Settings:
                                     shrunk towards its diagonal; wls_struct while too few),
                                     mint_shrink_cc (shrunk towards a constant correlation instead),
                                     wls_struct or bottom_up (default: mint_shrink_cc)
-        RIDERSHIP_MAPE_ALERT        28-day MAPE (%) above which a model is flagged (default: 15)
+        RIDERSHIP_COVERAGE_ALERT    a model alerts when its 80% band held fewer than this share of
+                                    the last RIDERSHIP_COVERAGE_ALERT_DAYS days' actuals (default: 0.65)
+        RIDERSHIP_COVERAGE_ALERT_DAYS  the days of target dates that alert looks back over, at least 14
+                                    (default: 28)
         RIDERSHIP_WORKERS           worker processes for parallel fits (default: CPU count)
         RIDERSHIP_TASK_RUNNER       where the statistical fits run: default (the flow's process and
                                     a process pool of RIDERSHIP_WORKERS) or dask (default: dask
@@ -271,7 +296,8 @@ class Settings:
             calibration_series=_csv(env.get("RIDERSHIP_CALIBRATION_SERIES", ",".join(defaults.calibration_series))),
             hierarchies=_hierarchies(env.get("RIDERSHIP_HIERARCHIES", ",".join(f"{p}={c}" for p, c in defaults.hierarchies))),
             reconciliation=_reconciliation(env.get("RIDERSHIP_RECONCILIATION", defaults.reconciliation)),
-            mape_alert_threshold=float(env.get("RIDERSHIP_MAPE_ALERT", defaults.mape_alert_threshold)),
+            coverage_alert_threshold=_share(env, "RIDERSHIP_COVERAGE_ALERT", defaults.coverage_alert_threshold),
+            coverage_alert_days=_alert_days(env, "RIDERSHIP_COVERAGE_ALERT_DAYS", defaults.coverage_alert_days),
             workers=int(env.get("RIDERSHIP_WORKERS", defaults.workers)),
             task_runner=_task_runner(env, dask_address),
             dask_address=dask_address,

@@ -16,7 +16,7 @@ from storage.stations import read_station_locations
 from tasks.core.evaluation.artifacts import artifact_key, leaderboard_artifact_rows
 from tasks.core.evaluation.report import render_report
 from tasks.core.calibration import is_raw
-from tasks.core.evaluation.alerts import mape_alerts
+from tasks.core.evaluation.alerts import DEFAULT_COVERAGE_WINDOW_DAYS, coverage_alerts
 from tasks.core.evaluation.scoring import (
     DEFAULT_ALERT_WINDOW, leaderboard, range_window, range_windows_named, score_forecasts, trailing_windows,
 )  # fmt: skip
@@ -101,29 +101,34 @@ def publish_report(
     run_date: pd.Timestamp,
     eval_date: pd.Timestamp,
     horizon: int,
-    mape_threshold: float,
+    coverage_threshold: float,
     data_note: str | None = None,
     window: str = DEFAULT_ALERT_WINDOW,
     latest_cutoff: pd.Timestamp | None = None,
     artifact_prefix: str = "ridership",
     station_locations: str = "",
     hierarchies: tuple[tuple[str, str], ...] = (),
+    coverage_days: int = DEFAULT_COVERAGE_WINDOW_DAYS,
 ) -> ReportOutcome:
     """Render the report to ``reports/<run date>/`` and publish it as Prefect artifacts; the
     leaderboard ranks models over ``window`` (a nightly run: the last 28 days; a backfill: its
     range). ``station_locations`` is the 'L' stops list that places stations on the map ("":
-    no map)."""
+    no map). A model whose 80 % band held fewer than ``coverage_threshold`` of the actuals of the
+    last ``coverage_days`` days alerts: in the log, the report, the returned outcome (the
+    summary) and the ``<prefix>-coverage-alerts`` table artifact."""
     logger = get_run_logger()
-    alerts = mape_alerts(metrics, mape_threshold, eval_date=eval_date)
-    for alert in alerts:
-        logger.warning(alert.message)
-    # The charts need the last PLOT_WEEKS weeks; the many-series aggregate every target of the window.
+    # The charts need the last PLOT_WEEKS weeks; the many-series aggregate and the coverage alert
+    # every target of their windows.
     plot_start = eval_date - pd.Timedelta(weeks=PLOT_WEEKS) - pd.Timedelta(days=horizon)
+    plot_start = min(plot_start, eval_date - pd.Timedelta(days=coverage_days + horizon))
     in_window = metrics.loc[(metrics["window"] == window) & (metrics["eval_date"] == eval_date), "window_start"]
     if not in_window.empty:
         plot_start = min(plot_start, in_window.min() - pd.Timedelta(days=horizon))
     forecasts = store.forecasts.read(start=plot_start, end=eval_date)
     forecasts = forecasts[~forecasts["model"].astype(str).map(is_raw).to_numpy(bool)]  # scored, not drawn twice
+    alerts = coverage_alerts(forecasts, actuals, eval_date, threshold=coverage_threshold, window_days=coverage_days)
+    for alert in alerts:
+        logger.warning(alert.message)
     report = render_report(
         metrics, forecasts, actuals, run_date=run_date, eval_date=eval_date,
         window=window, alerts=alerts, data_note=data_note, plot_weeks=PLOT_WEEKS, latest_cutoff=latest_cutoff,
@@ -142,6 +147,13 @@ def publish_report(
             key=artifact_key(artifact_prefix, "aggregate-leaderboard"), table=report.aggregate_rows,
             description=f"All series but bus, rail and the derived sums at {eval_date.date()}, window {window} (definitions: docs/reports-and-metrics.md)",
         )
+    # Published every run, empty on a calm night: the latest artifact under the key is the
+    # current state, never an alert left over from an earlier night.
+    create_table_artifact(
+        key=artifact_key(artifact_prefix, "coverage-alerts"), table=[alert.as_record() for alert in alerts],
+        description=f"{len(alerts)} coverage alert(s) at {eval_date.date()}: models whose 80% band held fewer than "
+        f"{coverage_threshold:.0%} of the last {coverage_days} days' actuals",
+    )
     create_markdown_artifact(
         key=artifact_key(artifact_prefix, "report"), markdown=report.artifact_markdown,
         description=f"Report for run date {run_date.date()}: {folder}",

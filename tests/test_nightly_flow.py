@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,9 +14,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.sorting import ArtifactSort
+
 from flows.backfill import backfill
 from flows.nightly import logical_run_date, nightly, nightly_cutoff
 from storage import Store
+from tasks.core.evaluation.alerts import coverage_alerts
 from tasks.core.models.catalog import STATISTICAL_MODELS
 from tests.synthetic import as_raw_csv, synthetic_clean
 
@@ -47,7 +53,7 @@ def synthetic_source(tmp_path: Path, storage_root: str, monkeypatch) -> Store:
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_nightly_twice_leaves_same_forecasts_and_metrics(synthetic_source: Store):
+def test_nightly_twice_leaves_same_forecasts_and_metrics(synthetic_source: Store, monkeypatch):
     store = synthetic_source
     first = nightly(run_date=date(2019, 4, 10))
     assert (first.cutoff, first.lag_days) == ("2019-04-06", 3)
@@ -55,6 +61,8 @@ def test_nightly_twice_leaves_same_forecasts_and_metrics(synthetic_source: Store
     assert set(forecasts["cutoff"]) == {pd.Timestamp("2019-04-06")}
     assert len(forecasts) == len(STATISTICAL_MODELS) * 2 * 14 * 2  # every statistical model and its @raw, bus + rail
     backfill(start=date(2019, 3, 20), end=date(2019, 4, 6), models=["naive", "sarima"])  # matured targets to score
+    # Any miss alerts at 1.0, so the coverage alerts of the 17 scored days show in every output.
+    monkeypatch.setenv("RIDERSHIP_COVERAGE_ALERT", "1.0")
     first = nightly(run_date=date(2019, 4, 10))
     metrics_file = next(Path(store.metrics.path).rglob("*.parquet"))
     first_files = {p: p.read_bytes() for p in Path(store.forecasts.path).rglob("*.parquet")}
@@ -64,6 +72,14 @@ def test_nightly_twice_leaves_same_forecasts_and_metrics(synthetic_source: Store
     assert "Forecasts from cutoff 2019-04-06" in report  # the run's own 14-day forecasts are listed
 
     assert not store.metrics.read(eval_date=pd.Timestamp("2019-04-06")).empty
+    actuals = store.ridership.read_series().rename(columns={"service_date": "ds"})
+    alerts = coverage_alerts(store.forecasts.read(), actuals, pd.Timestamp("2019-04-06"), threshold=1.0)
+    assert alerts and first.report.alerts == [alert.message for alert in alerts]
+    assert all(alert.message in report for alert in alerts)
+    with get_client(sync_client=True) as client:
+        key = ArtifactFilter(key=ArtifactFilterKey(any_=["ridership-coverage-alerts"]))
+        (artifact,) = client.read_artifacts(artifact_filter=key, sort=ArtifactSort.CREATED_DESC, limit=1)
+    assert json.loads(artifact.data) == [alert.as_record() for alert in alerts]
     second = nightly(run_date=date(2019, 4, 10))
     assert second.progress.stored == {model: 0 for model in STATISTICAL_MODELS}
     assert {p: p.read_bytes() for p in Path(store.forecasts.path).rglob("*.parquet")} == first_files

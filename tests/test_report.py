@@ -14,7 +14,7 @@ import pytest
 
 from tasks.core.evaluation.artifacts import artifact_key, leaderboard_artifact_rows, to_json_records
 from tasks.core.evaluation.report import ALERT_MARK, render_report
-from tasks.core.evaluation.alerts import mape_alerts
+from tasks.core.evaluation.alerts import coverage_alerts
 from tasks.core.evaluation.scoring import leaderboard, score_forecasts
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def inputs() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Five weeks of two series, three models and 3 horizons; 'sarima' carries intervals."""
+    """Five weeks of two series, three models and 3 horizons; 'sarima' carries wide intervals
+    (they hold the actuals), 'mulvar_rnn' narrow ones around its noisy forecasts (they do not)."""
     dates = pd.date_range("2024-03-20", EVAL)
     rng = np.random.default_rng(3)
     clean = pd.DataFrame(
@@ -42,13 +43,13 @@ def inputs() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
             for h in (1, 2, 3):
                 for model, spread in (("naive", 0.10), ("sarima", 0.05), ("mulvar_rnn", 0.40)):
                     y_hat = level * (1 + rng.normal(0, spread))
-                    has_band = model == "sarima"
+                    band = {"sarima": 0.3, "mulvar_rnn": 0.1}.get(model, np.nan)
                     rows.append(
                         {
                             "unique_id": unique_id, "cutoff": cutoff, "ds": cutoff + pd.Timedelta(days=h), "h": h,
                             "model": model, "y_hat": y_hat,
-                            "y_lo_80": y_hat * 0.9 if has_band else np.nan, "y_hi_80": y_hat * 1.1 if has_band else np.nan,
-                            "y_lo_95": y_hat * 0.8 if has_band else np.nan, "y_hi_95": y_hat * 1.2 if has_band else np.nan,
+                            "y_lo_80": y_hat * (1 - band), "y_hi_80": y_hat * (1 + band),
+                            "y_lo_95": y_hat * (1 - 1.5 * band), "y_hi_95": y_hat * (1 + 1.5 * band),
                             "model_version": "v1", "run_id": "r1", "created_at": pd.Timestamp("2024-05-01", tz="UTC"),
                         }
                     )  # fmt: skip
@@ -61,7 +62,7 @@ def inputs() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 @pytest.fixture(scope="module")
 def report(inputs):
     metrics, forecasts, clean = inputs
-    alerts = mape_alerts(metrics, threshold=15.0)
+    alerts = coverage_alerts(forecasts, clean, EVAL)
     return render_report(
         metrics, forecasts, clean, run_date="2024-05-01", eval_date=EVAL, alerts=alerts,
         data_note="actuals run 1 day behind the run date",
@@ -93,13 +94,15 @@ def test_html_is_self_contained_and_embeds_every_image(report):
 
 
 def test_alerts_data_note_and_reference_are_visible(report, inputs):
-    metrics = inputs[0]
-    alerted = mape_alerts(metrics, threshold=15.0)
-    assert alerted, "the fixture's noisy model should trip the 15% alert"
+    _, forecasts, clean = inputs
+    alerted = coverage_alerts(forecasts, clean, EVAL)
+    # The noisy model's narrow band misses; sarima's wide one holds; naive has none to judge.
+    assert {(a.unique_id, a.model) for a in alerted} == {("bus", "mulvar_rnn"), ("rail", "mulvar_rnn")}
     for alert in alerted:
         assert alert.message in report.markdown
         model_cells = [line.split(" | ")[1] for line in report.markdown.splitlines() if line.startswith("| ") and f" {alert.model}" in line]
-        assert any(cell.startswith(f"{ALERT_MARK} {alert.model}") and cell.endswith("(MAPE alert)") for cell in model_cells)
+        assert any(cell.startswith(f"{ALERT_MARK} {alert.model}") and cell.endswith("(coverage alert)") for cell in model_cells)
+    assert report.markdown.count("(coverage alert)") == 2 and "sarima (coverage alert)" not in report.markdown
     assert 'class="alert"' in report.html and ALERT_MARK in report.html
     assert "actuals run 1 day behind the run date" in report.markdown and 'class="note"' in report.html
     assert "naive (reference)" in report.markdown
@@ -121,7 +124,7 @@ def test_artifact_markdown_has_no_image_links(report):
 def test_rendering_is_deterministic(inputs, report):
     metrics, forecasts, clean = inputs
     again = render_report(
-        metrics, forecasts, clean, run_date="2024-05-01", eval_date=EVAL, alerts=mape_alerts(metrics, threshold=15.0),
+        metrics, forecasts, clean, run_date="2024-05-01", eval_date=EVAL, alerts=coverage_alerts(forecasts, clean, EVAL),
         data_note="actuals run 1 day behind the run date",
     )  # fmt: skip
     assert again == report

@@ -1,8 +1,8 @@
-"""Scoring: exact metrics on hand-made frames, edge cases, windows, determinism, alerts."""
+"""Scoring: exact metrics on hand-made frames, edge cases, windows, determinism (the coverage
+alert: tests/test_coverage_alert.py)."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -11,7 +11,6 @@ import pandera.errors
 import pytest
 
 from schemas.metrics import ALL_HORIZONS, MetricsSchema, is_window_name
-from tasks.core.evaluation.alerts import mape_alerts
 from tasks.core.evaluation.scoring import (
     Window,
     actuals_long,
@@ -269,25 +268,6 @@ def test_leaderboard_ranks_models_against_the_naive_reference():
     assert by_model.loc["bad", "rel_mae_all"] == pytest.approx(45 / 30)
     assert by_model.loc["naive", "is_reference"] and by_model.loc["naive", "rel_mae_all"] == 1.0
     assert by_model.loc["good", "mape_h1"] == pytest.approx(10.0)
-
-
-def test_mape_alerts_fire_strictly_above_the_threshold():
-    metrics = leaderboard_case()
-    pooled = metrics[metrics["h"] == ALL_HORIZONS].set_index("model")["mape"]
-    assert pooled["naive"] == pytest.approx(30.0)
-    alerts = mape_alerts(metrics, threshold=30.0, window="last_28")
-    assert [(a.unique_id, a.model) for a in alerts] == [("bus", "bad")]
-    assert [a.model for a in mape_alerts(metrics, threshold=15.0, window="last_28")] == ["bad", "naive"]
-    assert mape_alerts(metrics, threshold=100.0, window="last_28") == []
-    record = alerts[0].as_record()
-    assert json.loads(json.dumps(record, allow_nan=False))["eval_date"] == "2024-03-10"
-    assert "bad" in alerts[0].message and "30%" in alerts[0].message
-
-
-def test_alerts_ignore_models_with_nothing_scored():
-    forecasts = forecast_frame([{"cutoff": "2024-03-10", "h": 1, "y_hat": 1e9}])
-    metrics = score_forecasts(forecasts, clean_frame(ACTUALS), "2024-03-11")
-    assert mape_alerts(metrics, threshold=0.0) == []
 
 
 def test_rerun_writes_byte_identical_parquet_that_reads_back_valid(simple_case):

@@ -16,7 +16,7 @@ import pandas as pd
 from schemas.metrics import ALL_HORIZONS
 from schemas.series import DERIVED_SERIES
 from tasks.core.evaluation.aggregate import EXTREME_SERIES, aggregate_leaderboard, series_extremes, series_scores
-from tasks.core.evaluation.alerts import MapeAlert
+from tasks.core.evaluation.alerts import CoverageAlert
 from tasks.core.evaluation.artifacts import to_json_records
 from tasks.core.evaluation.coherence import coherence_section
 from tasks.core.models.catalog import MODEL_FAMILIES, model_family
@@ -64,7 +64,7 @@ def render_report(
     eval_date: pd.Timestamp | str,
     window: str = DEFAULT_ALERT_WINDOW,
     reference_model: str = REFERENCE_MODEL,
-    alerts: Sequence[MapeAlert] = (),
+    alerts: Sequence[CoverageAlert] = (),
     data_note: str | None = None,
     plot_weeks: int = 8,
     plot_horizon: int = 1,
@@ -78,7 +78,8 @@ def render_report(
 
     ``forecasts`` (forecast contract) and ``actuals`` (clean or long form) feed the chart of the
     last ``plot_weeks`` weeks up to ``eval_date``; ``data_note`` (e.g. how far actuals lag) and
-    ``alerts`` come from the flow. Models in ``alerts`` are marked in their leaderboard row.
+    ``alerts`` (coverage alerts, :mod:`tasks.core.evaluation.alerts`) come from the flow. Models in
+    ``alerts`` are marked in their leaderboard row.
 
     With more than ``max_series_sections`` series, only ``bus``, ``rail`` and the derived sums
     (``rail_entries``) keep a section; every
@@ -186,19 +187,18 @@ def _add_charts(images: dict[str, bytes], charts: Sequence[Chart]) -> list["Bloc
     return [Image(chart.filename, chart.caption) for chart in charts]
 
 
-def _grouped_alerts(alerts: Sequence[MapeAlert], shown: int = 3) -> list[str]:
-    """One line per model (and threshold, window, horizon) for alerts on the aggregated series."""
-    groups: dict[tuple[str, str, int, float], list[MapeAlert]] = {}
+def _grouped_alerts(alerts: Sequence[CoverageAlert], shown: int = 3) -> list[str]:
+    """One line per model (and band, window, threshold) for alerts on the aggregated series."""
+    groups: dict[tuple[str, int, int, float], list[CoverageAlert]] = {}
     for alert in alerts:
-        groups.setdefault((alert.model, alert.window, alert.h, alert.threshold), []).append(alert)
+        groups.setdefault((alert.model, alert.level, alert.window_days, alert.threshold), []).append(alert)
     lines = []
-    for (model, window, h, threshold), group in sorted(groups.items()):
-        worst = sorted(group, key=lambda a: (-a.mape, a.unique_id))[:shown]
-        horizons = "all horizons" if h == ALL_HORIZONS else f"h={h}"
-        examples = ", ".join(f"{a.unique_id} {a.mape:.1f}%" for a in worst)
+    for (model, level, days, threshold), group in sorted(groups.items()):
+        worst = sorted(group, key=lambda a: (a.coverage, a.unique_id))[:shown]
+        examples = ", ".join(f"{a.unique_id} {a.coverage:.0%}" for a in worst)
         lines.append(
-            f"{ALERT_MARK} {model}: MAPE over {window} ({horizons}) exceeds {threshold:g}% on {len(group)} "
-            f"other series (worst: {examples})"
+            f"{ALERT_MARK} {model}: the {level}% band held less than {threshold:.0%} of the last {days} days' "
+            f"actuals on {len(group)} other series (worst: {examples})"
         )
     return lines
 
@@ -294,7 +294,7 @@ def _leaderboard_table(rows: pd.DataFrame, alerted: set[tuple[str, str]], all_h:
     body, classes = [], []
     for row in rows.itertuples(index=False):
         flagged = (row.unique_id, row.model) in alerted
-        label = _model_label(str(row.model), row.is_reference) + (" (MAPE alert)" if flagged else "")
+        label = _model_label(str(row.model), row.is_reference) + (" (coverage alert)" if flagged else "")
         body.append([_rank(row.rank_all), f"{ALERT_MARK} {label}" if flagged else label, *row_cells(row, columns[1:])])
         classes.append("alert" if flagged else "reference" if row.is_reference else "")
     headers = [columns[0][0], "Model", *(title for title, _, _ in columns[1:])]

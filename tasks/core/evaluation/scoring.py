@@ -1,4 +1,4 @@
-"""Scoring forecasts against actuals: the metrics table, the leaderboard and MAPE alerts.
+"""Scoring forecasts against actuals: the metrics table and the leaderboard.
 
 Pure functions on frames: no Prefect, no storage, no clock. Conventions (also in
 :mod:`schemas.metrics`):
@@ -229,6 +229,16 @@ def leaderboard(
     return board[columns].reset_index(drop=True)
 
 
+def interval_hits(joined: pd.DataFrame, level: int) -> tuple[pd.Series, pd.Series]:
+    """Per row of ``joined`` (forecasts with their actual ``y``, :func:`join_actuals`): whether
+    it counts for the ``level`` % band's coverage (an actual and both bounds) and whether the
+    actual lay inside the band, bounds included. The one rule the metrics' ``coverage_L`` and the
+    coverage alert (:mod:`tasks.core.evaluation.alerts`) share."""
+    lower, upper = joined[f"y_lo_{level}"], joined[f"y_hi_{level}"]
+    has_interval = joined["y"].notna() & lower.notna() & upper.notna()
+    return has_interval, has_interval & (joined["y"] >= lower) & (joined["y"] <= upper)
+
+
 def metrics_at(metrics: pd.DataFrame, window: str, eval_date: pd.Timestamp | str | None = None) -> pd.DataFrame:
     """The rows of one window at one eval date (the latest present unless given)."""
     if metrics.empty:
@@ -296,9 +306,7 @@ def _per_forecast_terms(joined: pd.DataFrame) -> pd.DataFrame:
         }
     )
     for level in INTERVAL_LEVELS:
-        lower, upper = joined[f"y_lo_{level}"], joined[f"y_hi_{level}"]
-        has_interval = scored & lower.notna() & upper.notna()
-        inside = has_interval & (joined["y"] >= lower) & (joined["y"] <= upper)
+        has_interval, inside = interval_hits(joined, level)
         terms[f"n_interval_{level}"] = has_interval.astype(np.int64)
         terms[f"n_inside_{level}"] = inside.astype(np.int64)
     return pd.concat([terms, probabilistic_terms(joined, scored, REFERENCE_MODEL)], axis=1)
