@@ -220,7 +220,7 @@ def test_alerts_on_other_series_are_one_line_per_model(inputs, report):
         mine = sorted((a for a in others if a.model == model), key=lambda a: (a.coverage, a.unique_id))
         line = next(b for b in bullets if b.startswith(f"- **{ALERT_MARK} {model}: "))
         worst = f"(worst: {mine[0].unique_id} {mine[0].coverage:.0%}"
-        assert f"the 80% band held less than 65% of the last 28 days' actuals on {len(mine)} other series {worst}" in line
+        assert f"the 80% band held less than 50% of the last 14 days' actuals on {len(mine)} other series {worst}" in line
 
 
 def test_few_series_keep_one_section_each(inputs):
