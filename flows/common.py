@@ -25,13 +25,15 @@ from schemas.errors import InvalidInput
 from tasks.core.models.ensemble import MODEL_NAME as ENSEMBLE
 from tasks.core.models.ensemble import EnsembleSpec
 from tasks.core.models.fallback import fallback_note, fallbacks
-from tasks.core.models.catalog import MODEL_TRAINING_DAYS, STATISTICAL_MODELS, check_models, is_combination, is_rnn
+from tasks.core.models.catalog import (
+    MODEL_TRAINING_DAYS, STATISTICAL_MODELS, WEATHER_MODELS, check_models, is_combination, is_rnn,
+)  # fmt: skip
 from tasks.core.data.activity import active_at, check_series_syntax, group_by_activity
 from tasks.core.models.naive import MODEL_NAME as NAIVE
 from tasks.core.walk_forward import TrainingWindow
 from tasks.ensemble import forecast_ensemble
 from tasks.evaluate import ReportOutcome, evaluate, leaderboard_window, load_actuals, publish_report
-from tasks.forecast import cutoffs_to_run, store_forecasts, walk_forward
+from tasks.forecast import cutoffs_to_run, store_forecasts, walk_forward, weather_history
 
 CUTOFFS_PER_CHUNK = 91
 """Cutoffs fitted and stored together (a quarter): a killed backfill loses at most one chunk of
@@ -233,6 +235,8 @@ def _forecast_chunks(
             yield chunk, forecast_ensemble(store, history, ensemble_spec(settings), series, chunk, settings.horizon, publication_lag)
         return
     window = model_window(model, window)
+    if model in WEATHER_MODELS:
+        history = weather_history(store, history, model)
 
     def submit(chunk: list[pd.Timestamp]) -> list:
         # One work unit per group of series active at the same cutoffs (normally one group).

@@ -12,10 +12,16 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from storage import Store
-from tasks.core.models.catalog import SarimaOptions, statistical_forecaster
+from tasks.core.features.weather import (
+    NoiseModel, join_weather, observed_frame, oracle_vintages, simulated_vintages, vintage_frame,
+)  # fmt: skip
+from tasks.core.models.catalog import WEATHER_MODES, SarimaOptions, statistical_forecaster
 from tasks.core.data.activity import history_from_series
 from tasks.core.models.fallback import fallbacks
 from tasks.core.walk_forward import TrainingWindow, historical_forecasts
+
+WEATHER_SEED = 22
+"""The simulated vintages' seed: the same vintage for a day in every run (docs/weather.md)."""
 
 
 @task(cache_policy=NO_CACHE)
@@ -23,6 +29,30 @@ def load_history(store: Store, series: Sequence[str] | None = None) -> pd.DataFr
     """The clean store as a model history (``ds`` index; one column per series of ``series``,
     default all, and ``day_type``)."""
     return history_from_series(store.ridership.read_series(), series)
+
+
+@task(cache_policy=NO_CACHE)
+def weather_history(store: Store, history: pd.DataFrame, model: str, seed: int = WEATHER_SEED) -> pd.DataFrame:
+    """``history`` with the weather columns ``model`` may read (``tasks/core/features/weather.py``):
+    the observed weather, and the forecast vintages of its mode: the stored ones (``ridge_weather``),
+    none (``_obs``), simulated from the observed weather (``_sim``) or the observed target days
+    themselves (``_oracle``). Without observed weather in the store, ``history`` unchanged (the
+    model then has only its calendar and the series)."""
+    observed = store.weather.read_observed()
+    if observed.empty:
+        get_run_logger().warning("%s: no observed weather in the store; forecasting without weather", model)
+        return history
+    mode = WEATHER_MODES[model]
+    days = history.index
+    if mode == "vintages":
+        vintages = store.weather.read_vintages(issued_until=days.max())
+    elif mode == "simulated-forecast":
+        vintages = simulated_vintages(observed, days, NoiseModel(), seed)
+    elif mode == "oracle":
+        vintages = oracle_vintages(observed, days)
+    else:
+        vintages = pd.DataFrame()
+    return join_weather(history, [observed_frame(observed), vintage_frame(vintages)])
 
 
 @task(cache_policy=NO_CACHE)

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.core.features.calendar_flags import calendar_features
+from tasks.core.features.weather import WeatherArrays, WeatherFeatures
 from tasks.core.features.level_shifts import (
     LevelShift, ShiftedSeries, ShiftRule, confirming_shifts, detect_level_shifts, ordinary_days,
 )
@@ -95,6 +96,7 @@ class Prepared:
     recent_deviation: dict[int, np.ndarray]
     weekday_level: dict[int, np.ndarray]
     shifts: ShiftedSeries | None = None
+    weather: WeatherArrays | None = None
 
 
 @dataclass(frozen=True)
@@ -109,9 +111,13 @@ class DirectFeatures:
     level_shifts: ShiftRule | None = field(default_factory=ShiftRule)
     young_regime_weeks: int = 8
     young_baseline_weeks: int = 1
+    # Weather regressors (tasks/core/features/weather.py) from the history's weather columns.
+    weather: WeatherFeatures | None = None
 
     def spec(self) -> dict[str, Any]:
+        weather = {"weather": self.weather.spec()} if self.weather is not None else {}
         return {
+            **weather,
             "flags": list(self.flags),
             "outlier_threshold": self.outlier_threshold,
             "fourier_terms": self.fourier_terms,
@@ -124,11 +130,13 @@ class DirectFeatures:
 
     def prepare(
         self, values: np.ndarray, first_day: pd.Timestamp, horizon: int, confirmations: Sequence[LevelShift] = (),
-        *, unique_id: str,
+        *, unique_id: str, covariates: pd.DataFrame | None = None,
     ) -> Prepared:
         """Arrays for ``values`` (one per day from ``first_day``) and ``horizon`` days after.
         ``confirmations``: the system totals' level shifts on the same days (see level_shifts);
-        ``unique_id`` decides which shift rule applies (a part of the system needs a longer run)."""
+        ``unique_id`` decides which shift rule applies (a part of the system needs a longer run);
+        ``covariates``: the history frame whose weather columns the weather regressors read
+        (its rows are ``values``' days)."""
         n = len(values)
         days = pd.date_range(first_day, periods=n + horizon, freq="D")
         log_values = np.full(n + horizon, np.nan)
@@ -181,6 +189,7 @@ class DirectFeatures:
             recent_deviation=recent,
             weekday_level=level,
             shifts=shifts,
+            weather=self.weather.arrays(covariates, n, horizon) if self.weather is not None and covariates is not None else None,
         )
 
     def confirmations(self, history: pd.DataFrame, unique_id: str) -> tuple[LevelShift, ...]:
@@ -250,6 +259,8 @@ class DirectFeatures:
         for k in range(1, self.fourier_terms + 1):
             sin, cos = np.sin(k * angle), np.cos(k * angle)
             columns.extend((sin, cos, weekend * sin, weekend * cos))
+        if self.weather is not None and p.weather is not None:
+            columns.extend(self.weather.columns(p.weather, anchors, h))
         X = np.column_stack([*columns, p.flags[target]])
         return np.where(np.isfinite(X), X, 0.0), base
 

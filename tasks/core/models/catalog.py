@@ -16,14 +16,28 @@ RNN_MODELS = (
     "linear", "simple_rnn", "deep_rnn", "mulvar_rnn", "multitask_rnn", "s2v_14", "seq2seq",
     "ln_rnn", "lstm", "gru", "conv_gru", "wavenet",
 )  # fmt: skip
+WEATHER_MODELS = ("ridge_weather", "ridge_weather_obs", "ridge_weather_sim", "ridge_weather_oracle")
+"""``ridge`` with weather regressors (``tasks/core/features/weather.py``); the name says which
+weather its forecasts may read: ``ridge_weather`` the stored forecast vintages issued by each
+cutoff and the weather observed up to it (production); ``_obs`` only the observed weather
+(``observed-to-cutoff``, honest in any backtest); ``_sim`` vintages simulated from the observed
+weather plus forecast errors of published size (``simulated-forecast``); ``_oracle`` the observed
+weather of the target days (``oracle``: an upper bound, never a model's accuracy)."""
+WEATHER_MODES = {
+    "ridge_weather": "vintages", "ridge_weather_obs": "observed-to-cutoff",
+    "ridge_weather_sim": "simulated-forecast", "ridge_weather_oracle": "oracle",
+}  # fmt: skip
 COMBINATION_MODELS = ("ensemble",)
 """Models made from other models' stored forecasts (``tasks/core/models/ensemble.py``)."""
-ALL_MODELS = STATISTICAL_MODELS + GLOBAL_MODELS + RNN_MODELS + COMBINATION_MODELS
-MODEL_TRAINING_DAYS: dict[str, int] = {"sarimax": 400, "sarimax_log": 400, "ridge": 2557, "global_ridge": 1095}
+ALL_MODELS = STATISTICAL_MODELS + GLOBAL_MODELS + WEATHER_MODELS + RNN_MODELS + COMBINATION_MODELS
+MODEL_TRAINING_DAYS: dict[str, int] = {
+    "sarimax": 400, "sarimax_log": 400, "ridge": 2557, "global_ridge": 1095, **{m: 2557 for m in WEATHER_MODELS},
+}  # fmt: skip
 """Models whose tuned training window differs from the engine's default (182 days)."""
 
 ModelName = Literal[
-    "naive", "sarima", "sarimax", "sarimax_log", "ridge", "global_ridge", "linear", "simple_rnn", "deep_rnn", "mulvar_rnn", "multitask_rnn", "s2v_14",
+    "naive", "sarima", "sarimax", "sarimax_log", "ridge", "global_ridge", "ridge_weather", "ridge_weather_obs",
+    "ridge_weather_sim", "ridge_weather_oracle", "linear", "simple_rnn", "deep_rnn", "mulvar_rnn", "multitask_rnn", "s2v_14",
     "seq2seq", "ln_rnn", "lstm", "gru", "conv_gru", "wavenet", "ensemble",
 ]  # fmt: skip
 SeriesName = str  # an id (bus, rail, route:9, station:40380) or a pattern (route:*); checked against the store
@@ -60,12 +74,14 @@ def model_family(model: str) -> str:
 
     if is_reconciled(model):
         return "reconciled"
-    if model in STATISTICAL_MODELS or model in GLOBAL_MODELS:
+    if model in STATISTICAL_MODELS or model in GLOBAL_MODELS or model in WEATHER_MODELS:
         return "statistical"
     return "rnn" if is_rnn(model) else "combination" if is_combination(model) else "other"
 
 
 def statistical_forecaster(model: str, sarima: SarimaOptions = SarimaOptions()) -> Forecaster:
+    from tasks.core.features.direct import DirectFeatures
+    from tasks.core.features.weather import WeatherFeatures
     from tasks.core.models.global_ridge import GlobalRidgeForecaster
     from tasks.core.models.naive import SeasonalNaiveForecaster
     from tasks.core.models.ridge import RidgeForecaster
@@ -88,7 +104,10 @@ def statistical_forecaster(model: str, sarima: SarimaOptions = SarimaOptions()) 
         return RidgeForecaster()
     if model == "global_ridge":
         return GlobalRidgeForecaster()
-    raise ValueError(f"unknown statistical model {model!r}; known: {', '.join(STATISTICAL_MODELS + GLOBAL_MODELS)}")
+    if model in WEATHER_MODELS:
+        return RidgeForecaster(features=DirectFeatures(weather=WeatherFeatures()), name=model)
+    known = STATISTICAL_MODELS + GLOBAL_MODELS + WEATHER_MODELS
+    raise ValueError(f"unknown statistical model {model!r}; known: {', '.join(known)}")
 
 
 def rnn_forecaster(model: str, training, improved_recipe: bool = False) -> Forecaster:

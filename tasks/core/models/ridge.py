@@ -87,7 +87,7 @@ class RidgeForecaster:
     def fit(self, history: pd.DataFrame, unique_id: str) -> RidgeFitted:
         values = series_values(history, unique_id)
         confirmations = self.features.confirmations(history, unique_id)
-        prepared = self.features.prepare(values, history.index[0], 0, confirmations, unique_id=unique_id)
+        prepared = self.features.prepare(values, history.index[0], 0, confirmations, unique_id=unique_id, covariates=history)
         models = []
         for h in range(1, self.max_horizon + 1):
             X, target = training_rows(self.features, prepared, len(values), h)
@@ -152,7 +152,7 @@ class RidgeFitted:
         if closed(values):
             return closed_forecast(horizon, levels)
         confirmations = features.confirmations(history, self.unique_id)
-        prepared = features.prepare(values, history.index[0], horizon, confirmations, unique_id=self.unique_id)
+        prepared = features.prepare(values, history.index[0], horizon, confirmations, unique_id=self.unique_id, covariates=history)
         cutoff = np.array([len(values) - 1])
         log_mean = np.empty(horizon)
         for h in range(1, horizon + 1):
