@@ -161,7 +161,7 @@ def test_server_stopped_mid_backfill_then_a_rerun_completes_the_range(tmp_path: 
     check_every_file(store, clean_bytes)
     forecasts, metrics, report = outcome(store, END)
     assert not forecasts.duplicated(["cutoff", "model", "unique_id", "h"]).any()
-    assert len(forecasts.groupby(["cutoff", "model", "unique_id"], observed=True)) == all_files * len(MODELS)
+    assert len(forecasts.groupby(["cutoff", "model", "unique_id"], observed=True)) == all_files * len(MODELS) * 2  # and @raw
     expected = outcome(Store.open(str(tmp_path / "reference")), END)
     pd.testing.assert_frame_equal(forecasts, expected[0])
     pd.testing.assert_frame_equal(metrics, expected[1])

@@ -62,7 +62,7 @@ def default_run(tmp_path_factory, prefect_harness):
 def assert_same_forecasts(dask_run, default_run) -> None:
     summary, stored = dask_run
     expected_summary, expected = default_run
-    assert len(expected) == 12 * len(MODELS) * len(SERIES) * 14
+    assert len(expected) == 12 * len(MODELS) * len(SERIES) * 14 * 2  # each model and its bands as forecast (@raw)
     assert summary.progress.stored == expected_summary.progress.stored == {"naive": 12, "sarima": 12}
     # Bit for bit: exact float equality, not a tolerance.
     pd.testing.assert_frame_equal(stored, expected, check_exact=True, check_categorical=False)

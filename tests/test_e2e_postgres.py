@@ -59,7 +59,7 @@ def test_two_backfills_run_at_once_on_a_postgres_backed_server(postgres_stack: P
     expected = set(pd.date_range("2019-02-28", "2019-03-11"))
     for (model, unique_id), rows in forecasts.groupby(["model", "unique_id"]):
         assert set(rows["cutoff"]) == expected, (model, unique_id)
-    assert sorted(forecasts["model"].unique()) == ["naive", "sarima"]
+    assert sorted(forecasts["model"].unique()) == ["naive", "naive@raw", "sarima", "sarima@raw"]
 
 
 def _start_all(commands: list[list[str]], env: dict[str, str]) -> list[str]:
@@ -109,7 +109,7 @@ def test_overlapping_backfills_then_two_nightlies_for_one_date_share_a_root(post
         expected = backfilled | {pd.Timestamp("2019-03-20")} if model in ("naive", "sarima") else {pd.Timestamp("2019-03-20")}
         assert set(rows["cutoff"]) == expected, (model, unique_id)
         assert (rows.groupby("cutoff").size() == 14).all(), (model, unique_id)
-    assert set(forecasts["model"]) == set(STATISTICAL_MODELS)
+    assert set(forecasts["model"]) == set(STATISTICAL_MODELS) | {f"{m}@raw" for m in STATISTICAL_MODELS}
 
     clean = store.ridership.read_clean()
     pd.testing.assert_frame_equal(clean.reset_index(drop=True), published.reset_index(drop=True), check_dtype=False)

@@ -113,7 +113,7 @@ def test_ingest_backfill_report_on_s3_and_read_back(s3_endpoint: str, prefect_ap
     assert len(store.ridership.raw_snapshots()) == 1
     cutoffs = pd.date_range(first, last) - pd.Timedelta(days=1)
     forecasts = store.forecasts.read()
-    assert len(forecasts) == len(cutoffs) * len(MODELS) * len(SERIES) * HORIZON
+    assert len(forecasts) == len(cutoffs) * len(MODELS) * len(SERIES) * HORIZON * 2  # each model and its @raw
     assert set(forecasts["cutoff"]) == set(cutoffs)
     assert not store.metrics.read().empty
     report_day = clean["service_date"].max() + pd.Timedelta(days=1)  # `report` with no dates
