@@ -163,6 +163,8 @@ def _nightly(args: argparse.Namespace) -> int:
 def _print_nightly_summary(summary) -> None:
     print(f"nightly run {summary.run_date}: cutoff {summary.cutoff}" + (f" (data lags {summary.lag_days} day(s))" if summary.lag_days else ""))
     print(f"  data: {summary.data_used}")
+    if summary.weather:
+        print(f"  {summary.weather[:1].lower()}{summary.weather[1:]}")
     for line in summary.regime_alerts:
         print(f"  ALERT regime change: {line}")
     if summary.retrained:

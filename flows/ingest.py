@@ -61,17 +61,25 @@ def ingest(source: str | None = None, storage: str | None = None) -> IngestSumma
 def _fetch(store: Store, source: str, settings: Settings) -> RawFile:
     """The source's bytes; a snapshot's only where the source failed and nothing of its kind is
     stored yet (an older snapshot must never stand in for newer data already in the store)."""
-    limits = (settings.max_source_bytes, settings.source_timeout_s)
-    backoff = exponential_backoff(backoff_factor=settings.source_retry_delay_s)
     try:
-        data = fetch_raw.with_options(retry_delay_seconds=backoff)(source, *limits)
-        return RawFile(data=data, origin=source, requested_source=source)
+        return RawFile(data=fetch_with_retries(source, settings), origin=source, requested_source=source)
     except SourceUnavailable as error:
         snapshot = _snapshot_for(store, source, settings)
         if not snapshot:
             raise
-        data = fetch_raw.with_options(retries=0)(snapshot, *limits)
-        return RawFile(data=data, origin=snapshot, requested_source=source, fallback_reason=str(error))
+        return RawFile(data=read_snapshot(snapshot, settings), origin=snapshot, requested_source=source, fallback_reason=str(error))
+
+
+def fetch_with_retries(source: str, settings: Settings) -> bytes:
+    """A source's bytes within the settings' size and time limits, a transient failure (timeout,
+    reset, 5xx) retried three times with exponential backoff; also the weather sources'."""
+    backoff = exponential_backoff(backoff_factor=settings.source_retry_delay_s)
+    return fetch_raw.with_options(retry_delay_seconds=backoff)(source, settings.max_source_bytes, settings.source_timeout_s)
+
+
+def read_snapshot(snapshot: str, settings: Settings) -> bytes:
+    """A bundled snapshot's bytes: a local file, so one try (a retry cannot make it appear)."""
+    return fetch_raw.with_options(retries=0)(snapshot, settings.max_source_bytes, settings.source_timeout_s)
 
 
 def _snapshot_for(store: Store, source: str, settings: Settings) -> str:

@@ -16,6 +16,7 @@ from flows.common import ForecastProgress, default_models, forecast_cutoffs, sco
 from flows.series import model_series, resolve_settings_series, with_totals
 from flows.ingest import ingest
 from flows.settings import Settings
+from flows.weather import weather
 from schemas.errors import DegradedRun, Unavailable
 from storage import Store
 from tasks.core.models.catalog import is_rnn
@@ -39,6 +40,7 @@ class NightlySummary:
     progress: ForecastProgress
     report: ReportOutcome
     forecasts_path: str
+    weather: str = ""  # which weather the run had (flows/weather.py), one sentence
 
 
 def logical_run_date(explicit: date | None, scheduled: datetime | None, now: datetime) -> date:
@@ -88,6 +90,7 @@ def nightly(run_date: date | None = None) -> NightlySummary:
     ingest_error = "; ".join(errors) or None
     if ingest_error:
         logger.error("ingest failed, forecasting from the last good data: %s", ingest_error)
+    weather_line = _weather_line(weather(run_date=day, return_state=True))
 
     available = store.ridership.series_ids()
     if not available:
@@ -96,7 +99,7 @@ def nightly(run_date: date | None = None) -> NightlySummary:
     history = load_history(store, with_totals(series))
     cutoff, lag_days = nightly_cutoff(day, history.index.max())
     data_used = _data_used(ingested if not ingest_error else None, ingest_error, history.index.max(), snapshot_notices)
-    notes = [data_used]
+    notes = [data_used, weather_line]
     if lag_days:
         lag_note = f"Data lags: the last service date is {cutoff.date()}, {lag_days} day(s) before {day - pd.Timedelta(days=1)}."
         logger.warning(lag_note)
@@ -125,7 +128,7 @@ def nightly(run_date: date | None = None) -> NightlySummary:
     summary = NightlySummary(
         run_date=str(day), cutoff=str(cutoff.date()), lag_days=lag_days, ingest_error=ingest_error,
         data_used=data_used, retrained=retrained, regime_alerts=alerts, progress=progress, report=report,
-        forecasts_path=store.forecasts.path,
+        forecasts_path=store.forecasts.path, weather=weather_line,
     )
     if ingest_error:
         raise DegradedRun(
@@ -148,3 +151,13 @@ def _data_used(
         return f"{ingested.notice}.{also}"
     source = ingested.source if ingested is not None else "the clean store"
     return f"{source} (through {last_date.date()}).{also}"
+
+
+def _weather_line(state) -> str:
+    """The weather flow's sentence; a weather step that broke is said, never raised: the
+    forecasts need no weather."""
+    outcome = state.result(raise_on_failure=False)
+    if state.is_completed():
+        return outcome.line
+    get_run_logger().error("weather step failed, forecasting without it: %s", outcome)
+    return f"Weather: the weather step failed ({outcome}); nothing of it was used."

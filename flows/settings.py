@@ -13,6 +13,7 @@ from typing import Mapping
 from schemas.errors import InvalidInput
 from schemas.series import DERIVED_SERIES
 from storage.locks import LockPolicy
+from storage.weather_sources import NCEI_DAILY_SUMMARIES, OPEN_METEO_FORECAST
 from tasks.core.data.activity import PATTERN_CHARACTERS
 from tasks.core.calibration import CALIBRATION_METHODS
 from tasks.core.evaluation.alerts import DEFAULT_COVERAGE_THRESHOLD, DEFAULT_COVERAGE_WINDOW_DAYS, DEFAULT_MIN_DAYS
@@ -24,6 +25,7 @@ OFFLINE_SNAPSHOT_FILE = "CTA_-_Ridership_-_Daily_Boarding_Totals.csv.gz"
 STATION_PORTAL_CSV_URL = "https://data.cityofchicago.org/api/views/5neh-572f/rows.csv?accessType=DOWNLOAD"
 STATION_SNAPSHOT_FILE = "CTA_-_Ridership_-__L__Station_Entries_-_Daily_totals.csv.gz"
 STATION_LOCATIONS_FILE = "CTA_-_System_Information_-_List_of__L__Stops.csv"
+WEATHER_SNAPSHOT_FILE = "ohare_weather_daily_1995-2024.csv.gz"
 
 
 def _project_dir() -> Path:
@@ -86,6 +88,13 @@ def _alert_days(env: Mapping[str, str], name: str, default: int) -> int:
     return days
 
 
+def _at_least_one(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name, str(default))
+    if not value.strip().isdigit() or int(value) < 1:
+        raise InvalidInput(f"{name}={value!r}: a whole number of days, at least 1")
+    return int(value)
+
+
 def _reconciliation(value: str) -> str:
     method = value.strip()
     if method not in RECONCILIATION_METHODS:
@@ -116,6 +125,14 @@ class Settings:
     station_offline_snapshot: str = field(default_factory=lambda: _bundled(STATION_SNAPSHOT_FILE))
     # The 'L' stops list whose coordinates place the stations on the report's map; "": no map.
     station_locations: str = field(default_factory=lambda: _bundled(STATION_LOCATIONS_FILE))
+    # O'Hare's weather (storage/weather_sources.py): base URLs of the observed days (NCEI) and of
+    # the daily forecast (Open-Meteo, non-commercial free tier: see README); "" turns one off.
+    weather_observed_source: str = NCEI_DAILY_SUMMARIES
+    weather_forecast_source: str = OPEN_METEO_FORECAST
+    # The observed history 1995-2024 that seeds an empty weather store; "" for none.
+    weather_offline_snapshot: str = field(default_factory=lambda: _bundled(WEATHER_SNAPSHOT_FILE))
+    # Each run asks for the last days again (NCEI fills and corrects recent days for a while).
+    weather_observed_days: int = 30
     # The totals file grows by one line a day (0.27 MB for 2001-2021); a cap keeps a runaway or
     # hostile download from exhausting memory.
     max_source_bytes: int = 64 * 2**20
@@ -194,6 +211,14 @@ class Settings:
         RIDERSHIP_STATION_LOCATIONS the 'L' stops list (portal CSV: MAP_ID, STATION_NAME, Location) that
                                     places stations on the report's map (default: the bundled data/
                                     copy; empty: no map)
+        RIDERSHIP_WEATHER_OBSERVED_SOURCE  base URL of NOAA NCEI's Access Data Service, asked for
+                                    O'Hare's daily summaries (default: the public service; empty: off)
+        RIDERSHIP_WEATHER_FORECAST_SOURCE  base URL of Open-Meteo's forecast API, asked for O'Hare's
+                                    16-day daily forecast, stored as the run date's vintage
+                                    (default: the free, non-commercial endpoint; empty: off)
+        RIDERSHIP_WEATHER_OFFLINE_SNAPSHOT  daily weather file that seeds an empty weather store
+                                    (default: the bundled data/ history 1995-2024; empty: none)
+        RIDERSHIP_WEATHER_OBSERVED_DAYS  observed days fetched again on every run, at least 1 (default: 30)
         RIDERSHIP_MAX_SOURCE_MB     a raw file larger than this is rejected unread (default: 64)
         RIDERSHIP_SOURCE_TIMEOUT_S  a download must finish within this many seconds (default: 120)
         RIDERSHIP_SOURCE_RETRY_DELAY_S  first retry delay of a transient failure; doubles, 3 retries (default: 10)
@@ -274,6 +299,10 @@ class Settings:
             offline_snapshot=env.get("RIDERSHIP_OFFLINE_SNAPSHOT", defaults.offline_snapshot),
             station_offline_snapshot=env.get("RIDERSHIP_STATION_OFFLINE_SNAPSHOT", defaults.station_offline_snapshot),
             station_locations=env.get("RIDERSHIP_STATION_LOCATIONS", defaults.station_locations),
+            weather_observed_source=env.get("RIDERSHIP_WEATHER_OBSERVED_SOURCE", defaults.weather_observed_source).strip(),
+            weather_forecast_source=env.get("RIDERSHIP_WEATHER_FORECAST_SOURCE", defaults.weather_forecast_source).strip(),
+            weather_offline_snapshot=env.get("RIDERSHIP_WEATHER_OFFLINE_SNAPSHOT", defaults.weather_offline_snapshot),
+            weather_observed_days=_at_least_one(env, "RIDERSHIP_WEATHER_OBSERVED_DAYS", defaults.weather_observed_days),
             storage=env.get("RIDERSHIP_STORAGE", defaults.storage),
             series=_csv(env.get("RIDERSHIP_SERIES", ",".join(defaults.series))),
             series_from_env=bool(env.get("RIDERSHIP_SERIES", "").strip()),

@@ -17,6 +17,7 @@ from storage.locks import Lease, LockPolicy, StorageLocks
 from storage.regimes import RegimeStore
 from storage.reports import ReportStore
 from storage.ridership import RidershipStore
+from storage.weather import WeatherStore
 
 INTERRUPTED_WRITE_AGE_SECONDS = 3600
 BACKTESTS = "backtests"
@@ -72,6 +73,11 @@ class Store:
     @property
     def ridership(self) -> RidershipStore:
         return RidershipStore(self.data_root or self.root)
+
+    @property
+    def weather(self) -> WeatherStore:
+        # Data, like the ridership: a backtest reads the main store's weather.
+        return WeatherStore(self.data_root or self.root)
 
     @property
     def forecasts(self) -> ForecastStore:

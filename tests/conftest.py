@@ -15,6 +15,11 @@ REAL_CSV_FALLBACK = REPO.parent / "shared" / "data" / "CTA_-_Ridership_-_Daily_B
 # snapshot on every nightly run; tests that want stations set their own small file. Set here, at
 # import, so the flows run in this process and every subprocess built from os.environ see it.
 os.environ.setdefault("RIDERSHIP_STATION_SOURCE", "")
+# Likewise the weather: no test reaches NOAA or Open-Meteo, and none but the weather tests seeds
+# the weather store from the bundled history (tests/test_weather*.py set their own sources).
+os.environ.setdefault("RIDERSHIP_WEATHER_OBSERVED_SOURCE", "")
+os.environ.setdefault("RIDERSHIP_WEATHER_FORECAST_SOURCE", "")
+os.environ.setdefault("RIDERSHIP_WEATHER_OFFLINE_SNAPSHOT", "")
 
 
 def real_csv_path() -> Path | None:

@@ -68,14 +68,26 @@ def test_empty_store_is_seeded_from_the_snapshot_then_never_again(offline: Store
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_nightly_on_an_empty_store_completes_and_says_which_data(offline: Store):
+def test_nightly_on_an_empty_store_completes_and_says_which_data(offline: Store, monkeypatch):
+    # The weather sources unreachable too (a fresh clone offline): the bundled history seeds the
+    # weather store, no forecast vintage is stored, and the night completes all the same.
+    unreachable = f"http://127.0.0.1:{closed_port()}/weather"
+    monkeypatch.setenv("RIDERSHIP_WEATHER_OBSERVED_SOURCE", unreachable)
+    monkeypatch.setenv("RIDERSHIP_WEATHER_FORECAST_SOURCE", unreachable)
+    monkeypatch.setenv("RIDERSHIP_WEATHER_OFFLINE_SNAPSHOT", Settings().weather_offline_snapshot)
     summary = nightly(run_date=date(2019, 4, 8))
     assert summary.ingest_error is None
     assert summary.data_used.startswith("bundled offline snapshot used")
+    assert summary.weather.startswith(
+        "Weather: observed through 2019-04-07 (bundled weather snapshot seeded the empty store with 1995-01-01 .. 2024-12-31; "
+        "the observed source failed: "
+    )
+    assert "no forecast vintage for 2019-04-08 (the forecast source failed: " in summary.weather
+    assert offline.weather.vintage_dates() == [] and len(offline.weather.read_observed()) == 10958
     # RNNs and ensemble off here; each model's bands as forecast kept beside the calibrated ones
     assert set(offline.forecasts.read()["model"]) == set(STATISTICAL_MODELS) | {f"{m}@raw" for m in STATISTICAL_MODELS}
     report = offline.reports.read_text(pd.Timestamp("2019-04-08"), "report.md")
-    assert "bundled offline snapshot used" in report
+    assert "bundled offline snapshot used" in report and "Weather: observed through 2019-04-07" in report
 
     with pytest.raises(DegradedRun, match="from the last good data \\(through 2019-04-06\\)") as raised:
         nightly(run_date=date(2019, 4, 8))
