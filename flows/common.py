@@ -20,6 +20,7 @@ from flows.rnn import forecast_rnn_chunk
 from flows.scale_out import ClusterForecasts, cluster_runner
 from flows.series import model_series
 from flows.settings import Settings
+from flows.weather import seed_from_snapshot
 from storage import Store
 from schemas.errors import InvalidInput
 from tasks.core.models.ensemble import MODEL_NAME as ENSEMBLE
@@ -236,6 +237,7 @@ def _forecast_chunks(
         return
     window = model_window(model, window)
     if model in WEATHER_MODELS:
+        seed_from_snapshot(store, settings)  # a backtest's store may never have run the nightly
         history = weather_history(store, history, model)
 
     def submit(chunk: list[pd.Timestamp]) -> list:

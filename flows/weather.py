@@ -62,19 +62,29 @@ def weather(run_date: date | None = None) -> WeatherSummary:
     return summary
 
 
+def seed_from_snapshot(store: Store, settings: Settings) -> str | None:
+    """Seed a store without observed weather from the bundled history; what happened, in words
+    (None when the store had weather or no snapshot is configured). Also run before a backtest
+    of a weather-aware model, which needs the history."""
+    if not settings.weather_offline_snapshot:
+        return None
+    try:
+        seeded = seed_observed(store, read_snapshot(settings.weather_offline_snapshot, settings), settings.weather_offline_snapshot)
+    except ExpectedFailure as error:
+        get_run_logger().error("weather: the bundled weather snapshot could not be read: %s", error)
+        return f"the bundled weather snapshot could not be read: {error}"
+    if seeded is None:
+        return None
+    said = f"bundled weather snapshot seeded the empty store with {seeded.first_date} .. {seeded.last_date}"
+    get_run_logger().warning("weather: %s", said)
+    return said
+
+
 def _observed(store: Store, settings: Settings, day: pd.Timestamp) -> str:
     """Seed an empty store, then fetch the recent days; what happened, in words."""
     logger = get_run_logger()
-    parts = []
-    if settings.weather_offline_snapshot:
-        try:
-            seeded = seed_observed(store, read_snapshot(settings.weather_offline_snapshot, settings), settings.weather_offline_snapshot)
-            if seeded is not None:
-                parts.append(f"bundled weather snapshot seeded the empty store with {seeded.first_date} .. {seeded.last_date}")
-                logger.warning("weather: %s", parts[-1])
-        except ExpectedFailure as error:
-            parts.append(f"the bundled weather snapshot could not be read: {error}")
-            logger.error("weather: %s", parts[-1])
+    seeded = seed_from_snapshot(store, settings)
+    parts = [seeded] if seeded else []
     if not settings.weather_observed_source:
         return "; ".join([*parts, "observed source off"])
     start, end = observed_window(last_observed_date(store), day - pd.Timedelta(days=1), settings.weather_observed_days)

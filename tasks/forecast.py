@@ -39,6 +39,7 @@ def weather_history(store: Store, history: pd.DataFrame, model: str, seed: int =
     themselves (``_oracle``). Without observed weather in the store, ``history`` unchanged (the
     model then has only its calendar and the series)."""
     observed = store.weather.read_observed()
+    observed = observed.set_index(pd.DatetimeIndex(observed["date"], name="ds")).drop(columns="date")
     if observed.empty:
         get_run_logger().warning("%s: no observed weather in the store; forecasting without weather", model)
         return history
