@@ -133,7 +133,7 @@ def publish_report(
         metrics, forecasts, actuals, run_date=run_date, eval_date=eval_date,
         window=window, alerts=alerts, data_note=data_note, plot_weeks=PLOT_WEEKS, latest_cutoff=latest_cutoff,
         station_catalog=store.ridership.read_catalog(), station_locations=_station_locations(station_locations),
-        hierarchies=hierarchies,
+        hierarchies=hierarchies, weather_vintage=_vintage_at(store, latest_cutoff),
     )
     folder = store.reports.write(run_date, report.markdown, report.html, report.images)
     board = leaderboard(metrics, window=window, eval_date=eval_date)
@@ -163,3 +163,12 @@ def publish_report(
         folder=folder, alerts=[a.message for a in alerts], metrics_rows=len(metrics),
         leaderboard=leaderboard_artifact_rows(board),
     )
+
+
+def _vintage_at(store: Store, cutoff: pd.Timestamp | None) -> pd.DataFrame | None:
+    """The forecast vintage issued at ``cutoff``, the one a forecast from it may read (None: none)."""
+    if cutoff is None:
+        return None
+    day = pd.Timestamp(cutoff).normalize()
+    vintage = store.weather.read_vintages(issued_from=day, issued_until=day)
+    return vintage if len(vintage) else None

@@ -25,6 +25,7 @@ from tasks.core.evaluation.page import (
 )  # fmt: skip
 from tasks.core.evaluation.plots import Chart, mape_distribution_png, model_colors, series_charts
 from tasks.core.evaluation.stations import station_section
+from tasks.core.evaluation.weather_section import weather_section
 from tasks.core.evaluation.uncertainty import calibration_section, fan_section
 from tasks.core.evaluation.scoring import (
     DEFAULT_ALERT_WINDOW, DEFAULT_SERIES, REFERENCE_MODEL, Window, actuals_long, leaderboard,
@@ -73,6 +74,7 @@ def render_report(
     station_catalog: pd.DataFrame | None = None,
     station_locations: pd.DataFrame | None = None,
     hierarchies: Sequence[tuple[str, str]] = (),
+    weather_vintage: pd.DataFrame | None = None,
 ) -> Report:
     """Leaderboard per series (``window`` at ``eval_date``), alerts and charts.
 
@@ -95,6 +97,10 @@ def render_report(
 
     ``hierarchies`` (parent, children pattern): a coherence section at ``latest_cutoff`` (or the
     latest cutoff that forecast a parent), :mod:`tasks.core.evaluation.coherence`.
+
+    ``weather_vintage``: the forecast vintage issued at ``latest_cutoff`` (issue 22), shown per
+    target day in a "Weather" section with the days a weather-aware forecast moved for
+    (:mod:`tasks.core.evaluation.weather_section`).
 
     Every series with a section of its own also gets a fan chart of its latest forecast (no later
     than ``latest_cutoff``) and a "Calibration" section follows them: nominal against empirical
@@ -167,6 +173,7 @@ def render_report(
     blocks.extend(section)
     _add_charts(images, charts)  # the section places its own image block, above its notes
     blocks.extend(coherence_section(forecasts, hierarchies, latest_cutoff))
+    blocks.extend(weather_section(weather_vintage, forecasts, latest))
 
     return Report(
         markdown=to_markdown(blocks, with_images=True),
