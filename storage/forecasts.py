@@ -204,9 +204,10 @@ class MetricsStore:
         # Every file's columns, not the first file's: partitions written before and after a
         # column was added must both read (the older ones with the column filled in below).
         files = [fragment.physical_schema for fragment in dataset.get_fragments()]
-        if files:
-            schema = pa.unify_schemas([*files, dataset.partitioning.schema])
-            dataset = ds.dataset(self.root.join(METRICS), schema=schema, **options)
+        if not files:  # the folder exists but no partition was written yet (a run killed before scoring)
+            return pd.DataFrame(columns=list(MetricsSchema.to_schema().columns))
+        schema = pa.unify_schemas([*files, dataset.partitioning.schema])
+        dataset = ds.dataset(self.root.join(METRICS), schema=schema, **options)
         condition = None
         if eval_date is not None:
             condition = ds.field("eval_date") == pa.scalar(pd.Timestamp(eval_date).date(), pa.date32())

@@ -87,3 +87,12 @@ def test_memory_fsspec_root_uses_the_same_code_path():
     pd.testing.assert_frame_equal(store.ridership.read_clean(), batch.valid)
     assert store.ridership.clean_path == "memory:///ridership-test/root/clean/ridership.parquet"
     assert store.root.listdir(store.root.join("clean")) == ["ridership.parquet"]
+
+
+def test_metrics_read_an_empty_metrics_folder_as_no_metrics(tmp_path):
+    """A run killed after creating the metrics folder but before its first partition left only
+    folders (found by the crash test): reading it gives an empty table, not a KeyError."""
+    store = Store.open(str(tmp_path / "root"))
+    (tmp_path / "root" / "metrics" / "eval_date=2019-03-01").mkdir(parents=True)
+    metrics = store.metrics.read()
+    assert metrics.empty and "window_start" in metrics.columns
