@@ -7,9 +7,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +17,7 @@ import pytest
 from schemas.errors import InvalidInput, Unavailable
 from storage import Store
 from tests.synthetic import as_raw_csv, synthetic_clean
+from tests.local_http import serving
 
 SERIES = synthetic_clean(start="2019-01-01", end="2019-04-10")
 STORED = SERIES[SERIES["service_date"] <= "2019-03-31"].reset_index(drop=True)
@@ -62,11 +62,8 @@ class _Source(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Source)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with serving(_Source) as url:
+        yield url
 
 
 # (path, exit code, words of the one line or None, rows after, retries expected)

@@ -4,10 +4,9 @@ and says why in one line, a forecast is stored once as the run date's vintage.""
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,6 +18,7 @@ from flows.weather import weather
 from storage import Store
 from tests.test_source import closed_port
 from tests.test_weather import NCEI_ANSWER, OPEN_METEO_ANSWER, observed
+from tests.local_http import serving
 
 RUN_DATE = date(2024, 12, 1)  # the recorded forecast's first day
 HTML = b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>"
@@ -58,11 +58,8 @@ class _Weather(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Weather)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+    with serving(_Weather) as url:
+        yield url
 
 
 @pytest.fixture
