@@ -62,14 +62,14 @@ def test_only_forecasts_issued_before_the_cutoff_and_actuals_up_to_it_count():
     cutoffs = pd.date_range("2024-01-01", periods=6, freq="D")
     issued = issued_rows(cutoffs, horizon=3)
     actuals = pd.Series(200.0, index=pd.date_range("2024-01-01", "2024-01-20"))  # every forecast misses
-    spec = CalibrationSpec(gain=1.0)
+    spec = CalibrationSpec(gain=1.0, max_offset=10.0)
     offsets = band_offsets(issued, actuals, pd.Timestamp("2024-01-03"), spec)
     # Issued before 01-03: cutoffs 01-01 (targets 01-02, 01-03 matured) and 01-02 (01-03): 3 misses.
     assert offsets[80] == pytest.approx(3 * (1 - 0.2))
     # With a publication lag of 1 day only targets up to 01-02 count: one.
     assert band_offsets(issued, actuals, pd.Timestamp("2024-01-03"), spec, pd.Timestamp("2024-01-02"))[80] == pytest.approx(0.8)
     # The lookback drops targets older than it.
-    short = CalibrationSpec(gain=1.0, lookback_days=1)
+    short = CalibrationSpec(gain=1.0, lookback_days=1, max_offset=10.0)
     assert band_offsets(issued, actuals, pd.Timestamp("2024-01-03"), short)[80] == pytest.approx(2 * 0.8)
 
 
@@ -181,3 +181,15 @@ def test_a_band_of_the_wrong_width_is_brought_to_its_nominal_coverage(true_sigma
         raw_inside = (raw["y"] >= raw[f"y_lo_{level}"]) & (raw["y"] <= raw[f"y_hi_{level}"])
         assert abs(raw_inside.mean() - level / 100) > 0.04  # the raw band is off ...
         assert inside.mean() == pytest.approx(level / 100, abs=0.03)  # ... the calibrated one is not
+
+
+def test_a_model_that_keeps_missing_gets_bands_five_times_wider_not_more():
+    cutoffs = pd.date_range("2024-01-01", periods=120, freq="D")
+    issued = issued_rows(cutoffs, horizon=7)
+    actuals = long_actuals(pd.Series(150.0, index=pd.date_range("2024-01-01", periods=130)))  # 50 sigma off, always
+    calibrated, _ = calibrate_pending(issued, actuals, cutoffs, CalibrationSpec())
+    last = calibrated[calibrated["cutoff"] == cutoffs[-1]]
+    np.testing.assert_allclose(last["y_hi_95"], 100 + 5 * Z[95])
+    # Unbounded, the bands widen until they cover the misses: here about 25 times.
+    unbounded, _ = calibrate_pending(issued, actuals, cutoffs, CalibrationSpec(max_offset=50.0))
+    assert (unbounded.loc[unbounded["cutoff"] == cutoffs[-1], "y_hi_95"] > 100 + 20 * Z[95]).all()
