@@ -134,7 +134,8 @@ def simulated_vintages(
     issue = np.repeat(issued.values, len(leads))
     lead_of = np.tile(leads, len(issued))
     targets = pd.DatetimeIndex(issue) + pd.to_timedelta(lead_of, unit="D")
-    errors = np.stack([np.random.default_rng([seed, int(d.strftime("%Y%m%d"))]).standard_normal((len(FORECAST_VARIABLES), max_lead)) for d in issued]) if len(issued) else np.zeros((0, len(FORECAST_VARIABLES), max_lead))
+    shape = (len(FORECAST_VARIABLES), max_lead)
+    errors = np.stack([_issue_day_generator(seed, day).standard_normal(shape) for day in issued]) if len(issued) else np.zeros((0, *shape))
     out = {"issued": issue, "ds": targets}
     for k, variable in enumerate(FORECAST_VARIABLES):
         climate = _Climatology(observed[variable], seed + k)
@@ -153,6 +154,10 @@ def simulated_vintages(
         moved = rho * signal
         out[variable] = climate.value(targets, moved)
     return pd.DataFrame(out)
+
+
+def _issue_day_generator(seed: int, day: pd.Timestamp) -> np.random.Generator:
+    return np.random.default_rng([seed, int(day.strftime("%Y%m%d"))])
 
 
 class _Climatology:
