@@ -121,7 +121,8 @@ def test_ingest_backfill_report_on_s3_and_read_back(s3_endpoint: str, prefect_ap
     leftovers = [p for p in s3fs.S3FileSystem().find(BUCKET) if "/.tmp-" in p]
     assert not leftovers, f"temporary objects left behind by atomic writes: {leftovers}"
 
-    expected = {(c.date(), m, s) for c in cutoffs for m in MODELS for s in SERIES}
+    # each model and its bands as forecast (<model>@raw, the calibration step's)
+    expected = {(c.date(), m, s) for c in cutoffs for m in [*MODELS, *(f"{x}@raw" for x in MODELS)] for s in SERIES}
     host = s3_endpoint.removeprefix("http://")
     s3 = pafs.S3FileSystem(
         endpoint_override=host, scheme="http", region=CREDENTIALS["AWS_DEFAULT_REGION"],
