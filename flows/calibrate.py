@@ -4,9 +4,10 @@ forecasts of the calibrated series are rescaled from the model's own matured err
 (``tasks/core/calibration.py``); the bands as forecast stay in the store as ``<model>@raw``.
 
 Cutoffs are calibrated in date order, chunk by chunk, because each one's bands depend on the
-bands issued before it. A forecast is calibrated once (its ``model_version`` says so): a run
-that skips stored cutoffs leaves them as they are, and a run killed between forecasting and
-calibrating leaves raw rows the next run calibrates.
+bands issued before it. A forecast is calibrated once (its ``<model>@raw`` twin, same ``y_hat``
+and other bands, says so; :func:`tasks.core.calibration.needs_calibration`): a run that skips
+stored cutoffs leaves them as they are, and a run killed between forecasting and calibrating
+leaves raw rows the next run calibrates.
 """
 
 from __future__ import annotations

@@ -66,8 +66,8 @@ def seed_from_snapshot(store: Store, settings: Settings) -> str | None:
     """Seed a store without observed weather from the bundled history; what happened, in words
     (None when the store had weather or no snapshot is configured). Also run before a backtest
     of a weather-aware model, which needs the history."""
-    if not settings.weather_offline_snapshot:
-        return None
+    if not settings.weather_offline_snapshot or store.weather.has_observed():
+        return None  # seed_observed checks again under its lock; this only spares the read
     try:
         seeded = seed_observed(store, read_snapshot(settings.weather_offline_snapshot, settings), settings.weather_offline_snapshot)
     except ExpectedFailure as error:

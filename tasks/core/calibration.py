@@ -23,7 +23,8 @@ gets bands at most five times wider, not as wide as its errors.
 
 Chosen by backtest (docs/models-and-accuracy.md#calibration): split conformal quantiles of the
 last 56-365 days' scores (per horizon or pooled) held 70-77 % for 80 % in 2019; this rule held
-78-81 % on both series, both periods, every model, with one controller per (model, series,
+78-81 % on both series and both periods for every statistical model and the ensemble (not for
+multitask_rnn's biased rail forecasts of 2021: 68 %), with one controller per (model, series,
 level), pooled over the horizons (the model's bands carry the horizon's shape; per-horizon
 controllers were worse on WIS).
 
