@@ -193,3 +193,19 @@ def test_a_model_that_keeps_missing_gets_bands_five_times_wider_not_more():
     # Unbounded, the bands widen until they cover the misses: here about 25 times.
     unbounded, _ = calibrate_pending(issued, actuals, cutoffs, CalibrationSpec(max_offset=50.0))
     assert (unbounded.loc[unbounded["cutoff"] == cutoffs[-1], "y_hi_95"] > 100 + 20 * Z[95]).all()
+
+
+def test_a_forecast_redone_over_a_twin_without_quantiles_is_calibrated():
+    """A store from before the contract's quantiles: rows and @raw twins without them. A rerun
+    (``--overwrite``) stores the same points and bands, now with quantiles; the old twin must
+    not make them look calibrated (they were left raw: ridge's 2020 bands held 63 %, not 79 %)."""
+    cutoffs = pd.date_range("2024-01-01", periods=4, freq="D")
+    issued = issued_rows(cutoffs, horizon=2)
+    actuals = long_actuals(pd.Series(150.0, index=pd.date_range("2024-01-01", periods=6)))
+    spec = CalibrationSpec(gain=0.1)
+    expected, _ = calibrate_pending(issued, actuals, cutoffs, spec)
+    old_twins = issued.assign(model=raw_name("m"))
+    old_twins[list(QUANTILE_COLUMNS)] = np.nan
+    calibrated, raw = calibrate_pending(pd.concat([issued, old_twins], ignore_index=True), actuals, cutoffs, spec)
+    pd.testing.assert_frame_equal(calibrated.reset_index(drop=True), expected.reset_index(drop=True))
+    assert raw[list(QUANTILE_COLUMNS)].notna().all().all()

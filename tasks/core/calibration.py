@@ -217,7 +217,14 @@ def _same(left: pd.DataFrame, right: pd.DataFrame) -> np.ndarray:
 
 
 def _aligned(twins: pd.DataFrame, issued: pd.DataFrame) -> pd.DataFrame:
-    """``twins`` reordered to ``issued``'s (cutoff, h) rows; NaN rows where there is no twin."""
+    """``twins`` reordered to ``issued``'s (cutoff, h) rows; NaN rows where there is no twin,
+    or where the twin lacks a band or quantile the issued row has: the bands as forecast by an
+    earlier version (before the contract's quantiles), since forecast again and overwritten.
+    Taken for a twin, it made those rows look calibrated, and they were left raw."""
     keyed = twins.drop_duplicates(["cutoff", "h"]).set_index(["cutoff", "h"])
     index = pd.MultiIndex.from_frame(issued[["cutoff", "h"]])
-    return keyed.reindex(index).reset_index().set_index(issued.index)
+    aligned = keyed.reindex(index).reset_index().set_index(issued.index)
+    columns = [c for c in distribution_columns(issued, include_point=False) if c in aligned.columns]
+    stale = (aligned[columns].isna().to_numpy() & issued[columns].notna().to_numpy()).any(axis=1)
+    aligned.loc[stale, aligned.columns.difference(["cutoff", "h"])] = np.nan
+    return aligned
