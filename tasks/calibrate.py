@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from storage import Store
 from tasks.core.calibration import CalibrationSpec, calibrate_pending, raw_name
-from tasks.core.evaluation.scoring import actuals_long
+from tasks.core.evaluation.scoring import history_actuals
 
 
 @task(cache_policy=NO_CACHE, task_run_name="calibrate-{model}")
@@ -26,6 +26,4 @@ def calibrate_model(
         return pd.DataFrame(), pd.DataFrame()
     first = min(cutoffs) - pd.Timedelta(days=spec.lookback_days + horizon + publication_lag)
     stored = store.forecasts.read(start=first, end=max(cutoffs), models=[model, raw_name(model)], series=list(series))
-    clean = history.reset_index().rename(columns={"ds": "service_date"})
-    actuals = actuals_long(clean, [s for s in series if s in history.columns])
-    return calibrate_pending(stored, actuals, cutoffs, spec, publication_lag)
+    return calibrate_pending(stored, history_actuals(history, series), cutoffs, spec, publication_lag)

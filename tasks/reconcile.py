@@ -7,7 +7,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from storage import Store
-from tasks.core.evaluation.scoring import actuals_long
+from tasks.core.evaluation.scoring import history_actuals
 from tasks.core.models.reconcile import ReconcileSpec, reconcile_forecasts
 
 
@@ -23,6 +23,4 @@ def reconcile_model(
     nodes = sorted({parent, *(c for children in children_at.values() for c in children)})
     first = min(children_at) - pd.Timedelta(days=publication_lag + spec.lookback_days + horizon)
     stored = store.forecasts.read(start=first, end=max(children_at), models=[model], series=nodes)
-    clean = history.reset_index().rename(columns={"ds": "service_date"})
-    actuals = actuals_long(clean, [n for n in nodes if n in history.columns])
-    return reconcile_forecasts(spec, stored, actuals, parent, children_at, publication_lag)
+    return reconcile_forecasts(spec, stored, history_actuals(history, nodes), parent, children_at, publication_lag)

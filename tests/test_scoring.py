@@ -304,3 +304,13 @@ def test_scored_targets_the_run_dates_or_every_target_up_to_the_last_actual():
         scored_targets("2019-02-28", "2019-05-30", 14, "2019-02-28", "all")  # nothing published after the first cutoff
     with pytest.raises(ValueError, match="unknown target scope"):
         scored_targets("2019-02-28", "2019-05-30", 14, "2021-11-30", "pooled")
+
+
+def test_history_actuals_takes_the_named_series_present_and_drops_missing_days():
+    from tasks.core.evaluation.scoring import history_actuals
+
+    index = pd.date_range("2019-03-01", periods=3, freq="D", name="ds")
+    history = pd.DataFrame({"bus": [1.0, np.nan, 3.0], "rail": [4.0, 5.0, 6.0]}, index=index)
+    long = history_actuals(history, ["bus", "station:1"])
+    assert list(long["unique_id"].unique()) == ["bus"]
+    assert list(long["ds"]) == [index[0], index[2]] and list(long["y"]) == [1.0, 3.0]

@@ -117,6 +117,13 @@ def scored_targets(
     return range_window(first, last)
 
 
+def history_actuals(history: pd.DataFrame, series: Sequence[str]) -> pd.DataFrame:
+    """Long actuals of ``series`` (those present) from a history frame: one column per series,
+    indexed by day (``ds``), as the flows hand it to the tasks."""
+    clean = history.reset_index().rename(columns={"ds": "service_date"})
+    return actuals_long(clean, [s for s in series if s in history.columns])
+
+
 def actuals_long(actuals: pd.DataFrame, series: Sequence[str] = DEFAULT_SERIES) -> pd.DataFrame:
     """Actuals as long ``unique_id, ds, y`` rows (``y`` float64; missing values dropped).
 
