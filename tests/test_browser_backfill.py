@@ -90,7 +90,8 @@ def fill_custom_run_form(page, ui: str, deployment: dict, screenshot: Path) -> N
     shutil.copyfile(screenshot, SCREENSHOT_COPY)
     page.get_by_role("button", name="Submit", exact=True).click()
     # (The UI mounts two toast containers, so the same toast is found twice.)
-    expect(page.get_by_text("scheduled to start").first).to_be_visible()
+    # The toast waits for the API's answer, which takes seconds on a loaded 2-core runner.
+    expect(page.get_by_text("scheduled to start").first).to_be_visible(timeout=30_000)
 
 
 def wait_for_run(client: httpx.Client, deployment_id: str, stack: PrefectStack) -> dict:
