@@ -117,6 +117,29 @@ def test_ridge_bands_widen_while_the_regime_is_young():
     assert width(young) > width(calm) + 0.4
 
 
+def test_a_weekday_that_keeps_falling_in_a_young_regime_is_forecast_at_its_new_level():
+    """April 2020: after the break one weekday kept falling, 0.25 log below its four-week
+    reference week after week, so the outlier rule rejected each of its days and its baseline
+    stayed weeks old (ridge forecast every Wednesday +30 %). Here the Wednesdays drop a further
+    0.35 log four weeks after the break (after Holy Week, whose flagged days count for no
+    baseline)."""
+    history = weekly_series()
+    days = history.index
+    later_wednesdays = (days >= BREAK + pd.Timedelta(days=28)) & (days.day_of_week == 2)
+    history.loc[later_wednesdays, "rail"] *= np.exp(-0.35)
+    cutoff = BREAK + pd.Timedelta(days=36)  # the Thursday after the second lower Wednesday
+    wednesday = cutoff + pd.Timedelta(days=6)
+    window = TrainingWindow.rolling(2557)
+
+    def ratio(features: DirectFeatures) -> float:
+        forecasts = historical_forecasts(history, RidgeForecaster(features=features), ["rail"], [cutoff], 14, window)
+        return float(forecasts.set_index("ds").loc[wednesday, "y_hat"] / history.loc[wednesday, "rail"])
+
+    # The weekday features still remember the Wednesdays' old place in the week (about +0.19).
+    assert ratio(DirectFeatures()) < 1.25
+    assert ratio(DirectFeatures(young_baseline_keeps_outliers=False)) > 1.35  # the defect: +0.44
+
+
 def perturbed_after(history: pd.DataFrame, cutoff: pd.Timestamp, seed: int = 11) -> pd.DataFrame:
     changed = history.copy()
     later = changed.index > cutoff

@@ -203,3 +203,18 @@ def test_a_station_reopening_after_months_closed_is_forecast_at_its_old_level_no
     weekday = forecasts["ds"].dt.day_of_week.to_numpy()
     typical = before.groupby(before.index.day_of_week).median().reindex(weekday).to_numpy()
     assert np.all(np.abs(forecasts["y_hat"].to_numpy() / typical - 1) < 0.25)
+
+
+def test_a_station_keeps_its_event_days_in_the_baselines_where_a_total_drops_them():
+    """A day 0.5 log above its weekday (a ball game) is an outlier for a system total, an
+    ordinary day for a station; a day 1.5 log off (a closure) is an outlier for both."""
+    values = np.tile(WEEKLY_PATTERN, 12) / 100
+    game, closure = 7 * 8 + 5, 7 * 10 + 2
+    values[game] *= np.exp(0.5)
+    values[closure] *= np.exp(-1.5)
+    features = DirectFeatures()
+    total = features.prepare(values, START, 0, unique_id="rail")
+    station = features.prepare(values, START, 0, unique_id="station:41420")
+    assert np.isnan(total.clean[game]) and np.isfinite(station.clean[game])
+    assert np.isnan(total.clean[closure]) and np.isnan(station.clean[closure])
+    assert np.isclose(station.clean[game], np.log(values[game]))

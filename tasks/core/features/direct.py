@@ -13,7 +13,10 @@ log differs by more than ``outlier_threshold`` from the median of the four same 
 it (a snowstorm, a polar vortex, a strike): left in, one such day drags a four-week baseline for a
 month (measured: the -1.9 log day of 2019-01-30 cost ~9,000 MAE in March 2019). The rule only
 looks back, and it compares with raw past values, so a lasting break (March 2020) is accepted as
-the new level after three weeks instead of being rejected for ever.
+the new level after three weeks instead of being rejected for ever. A station has its own,
+wider threshold (``station_outlier_threshold``): there a game, a festival or a closure moves a day
+by 0.25 log every week or two, and rejecting all of them left the baselines few and stale
+(docs/models-and-accuracy.md, "Stations").
 
 Regressors (all relative to the baseline unless said otherwise):
 
@@ -35,6 +38,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from schemas.series import STATION_PREFIX
 from tasks.core.features.calendar_flags import calendar_features
 from tasks.core.features.weather import WeatherArrays, WeatherFeatures
 from tasks.core.features.level_shifts import (
@@ -105,12 +109,14 @@ class DirectFeatures:
 
     flags: tuple[str, ...] = DIRECT_FLAGS
     outlier_threshold: float = 0.25
+    station_outlier_threshold: float = 1.0
     fourier_terms: int = 3
     year_over_year: bool = True
     weekday_level: bool = True
     level_shifts: ShiftRule | None = field(default_factory=ShiftRule)
     young_regime_weeks: int = 8
     young_baseline_weeks: int = 1
+    young_baseline_keeps_outliers: bool = True
     # Weather regressors (tasks/core/features/weather.py) from the history's weather columns.
     weather: WeatherFeatures | None = None
 
@@ -120,12 +126,14 @@ class DirectFeatures:
             **weather,
             "flags": list(self.flags),
             "outlier_threshold": self.outlier_threshold,
+            "station_outlier_threshold": self.station_outlier_threshold,
             "fourier_terms": self.fourier_terms,
             "year_over_year": self.year_over_year,
             "weekday_level": self.weekday_level,
             "level_shifts": self.level_shifts.spec() if self.level_shifts else None,
             "young_regime_weeks": self.young_regime_weeks,
             "young_baseline_weeks": self.young_baseline_weeks,
+            "young_baseline_keeps_outliers": self.young_baseline_keeps_outliers,
         }
 
     def prepare(
@@ -153,9 +161,21 @@ class DirectFeatures:
         clean = np.where(special, np.nan, log_values)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices are expected
-            if self.outlier_threshold > 0:
+            threshold = self.outlier_threshold_for(unique_id)
+            if threshold > 0:
                 reference = np.nanmedian(_weekly_lags(clean, 1, BASELINE_WEEKS), axis=0)
-                clean = np.where(np.abs(clean - reference) > self.outlier_threshold, np.nan, clean)
+                ordinary = clean
+                clean = np.where(np.abs(clean - reference) > threshold, np.nan, clean)
+                latest = shifts.latest() if shifts is not None else None
+                if latest is not None and self.young_baseline_keeps_outliers:
+                    # The rule's reference (four weeks back) is stale while a new level still
+                    # moves: April 2020's Wednesdays fell 0.25 below it week after week, were
+                    # all rejected, and their baseline stayed at 04-01's level (ridge +30 % on
+                    # every Wednesday to mid-May). After the regime's first week (still in free
+                    # fall, where the re-expressed past is the better guess) only the calendar
+                    # decides which of its days count.
+                    settled = latest.start + 7
+                    clean[settled:] = ordinary[settled:]
             same_kind_mean = {k: np.nanmean(_weekly_lags(clean, 0, k), axis=0) for k in (2, BASELINE_WEEKS, 8)}
             latest = shifts.latest() if shifts is not None else None
             if latest is not None:
@@ -191,6 +211,10 @@ class DirectFeatures:
             shifts=shifts,
             weather=self.weather.arrays(covariates, n, horizon) if self.weather is not None and covariates is not None else None,
         )
+
+    def outlier_threshold_for(self, unique_id: str) -> float:
+        """The log deviation beyond which a day of ``unique_id`` is an outlier (0: no outliers)."""
+        return self.station_outlier_threshold if unique_id.startswith(STATION_PREFIX) else self.outlier_threshold
 
     def confirmations(self, history: pd.DataFrame, unique_id: str) -> tuple[LevelShift, ...]:
         """The system totals' level shifts in ``history`` (daily, one column per series) that may
