@@ -263,7 +263,7 @@ class Settings:
                                     mint_shrink_cc (shrunk towards a constant correlation instead),
                                     wls_struct or bottom_up (default: mint_shrink_cc)
         RIDERSHIP_COVERAGE_ALERT    a model alerts when its 80% band held fewer than this share of
-                                    the last RIDERSHIP_COVERAGE_ALERT_DAYS days' actuals (default: 0.50)
+                                    the last RIDERSHIP_COVERAGE_ALERT_DAYS days' actuals (default: 0.40)
         RIDERSHIP_COVERAGE_ALERT_DAYS  the days of target dates that alert looks back over, at least 14
                                     (default: 14)
         RIDERSHIP_WORKERS           worker processes for parallel fits (default: CPU count)

@@ -150,7 +150,7 @@ def test_nothing_to_score_gives_no_alert_and_a_percentage_is_refused():
 
 def test_settings_read_the_threshold_and_days_and_refuse_what_could_never_work():
     default = Settings.from_env({})
-    assert (default.coverage_alert_threshold, default.coverage_alert_days) == (0.5, 14)  # chosen by backtest
+    assert (default.coverage_alert_threshold, default.coverage_alert_days) == (0.4, 14)  # chosen by backtest
     custom = Settings.from_env({"RIDERSHIP_COVERAGE_ALERT": "0.7", "RIDERSHIP_COVERAGE_ALERT_DAYS": "21"})
     assert (custom.coverage_alert_threshold, custom.coverage_alert_days) == (0.7, 21)
     with pytest.raises(InvalidInput, match="RIDERSHIP_COVERAGE_ALERT='65'"):

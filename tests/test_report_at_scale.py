@@ -19,7 +19,7 @@ import pytest
 from schemas.metrics import ALL_HORIZONS
 from tasks.core.evaluation.aggregate import aggregate_leaderboard, series_extremes, series_scores
 from tasks.core.evaluation.report import ALERT_MARK, render_report
-from tasks.core.evaluation.alerts import coverage_alerts
+from tasks.core.evaluation.alerts import DEFAULT_COVERAGE_THRESHOLD, coverage_alerts
 from tasks.core.evaluation.scoring import Window, score_forecasts
 
 EVAL = pd.Timestamp("2024-04-30")
@@ -220,7 +220,8 @@ def test_alerts_on_other_series_are_one_line_per_model(inputs, report):
         mine = sorted((a for a in others if a.model == model), key=lambda a: (a.coverage, a.unique_id))
         line = next(b for b in bullets if b.startswith(f"- **{ALERT_MARK} {model}: "))
         worst = f"(worst: {mine[0].unique_id} {mine[0].coverage:.0%}"
-        assert f"the 80% band held less than 50% of the last 14 days' actuals on {len(mine)} other series {worst}" in line
+        rule = f"the 80% band held less than {DEFAULT_COVERAGE_THRESHOLD:.0%} of the last 14 days' actuals"
+        assert f"{rule} on {len(mine)} other series {worst}" in line
 
 
 def test_few_series_keep_one_section_each(inputs):
