@@ -68,7 +68,7 @@ class CalibrationSpec:
         if self.method not in CALIBRATION_METHODS:
             raise ValueError(f"unknown calibration {self.method!r}; choose from {', '.join(CALIBRATION_METHODS)}")
         if self.gain <= 0 or self.lookback_days < 1 or self.max_spacing_days < 1 or self.max_offset <= 0:
-            raise ValueError("calibration gain, lookback and spacing must be positive")
+            raise ValueError("calibration gain, lookback, spacing and offset bound must be positive")
 
 
 def raw_name(model: str) -> str:

@@ -120,8 +120,7 @@ def scored_targets(
 def history_actuals(history: pd.DataFrame, series: Sequence[str]) -> pd.DataFrame:
     """Long actuals of ``series`` (those present) from a history frame: one column per series,
     indexed by day (``ds``), as the flows hand it to the tasks."""
-    clean = history.reset_index().rename(columns={"ds": "service_date"})
-    return actuals_long(clean, [s for s in series if s in history.columns])
+    return actuals_long(history.reset_index().rename(columns={"ds": "service_date"}), series)
 
 
 def actuals_long(actuals: pd.DataFrame, series: Sequence[str] = DEFAULT_SERIES) -> pd.DataFrame:

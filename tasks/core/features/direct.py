@@ -159,6 +159,7 @@ class DirectFeatures:
             # The past re-expressed at today's level: baselines re-anchor once a break is detected.
             log_values[:n] += shifts.offset
         clean = np.where(special, np.nan, log_values)
+        latest = shifts.latest() if shifts is not None else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices are expected
             threshold = self.outlier_threshold_for(unique_id)
@@ -166,7 +167,6 @@ class DirectFeatures:
                 reference = np.nanmedian(_weekly_lags(clean, 1, BASELINE_WEEKS), axis=0)
                 ordinary = clean
                 clean = np.where(np.abs(clean - reference) > threshold, np.nan, clean)
-                latest = shifts.latest() if shifts is not None else None
                 if latest is not None and self.young_baseline_keeps_outliers:
                     # The rule's reference (four weeks back) is stale while a new level still
                     # moves: April 2020's Wednesdays fell 0.25 below it week after week, were
@@ -177,7 +177,6 @@ class DirectFeatures:
                     settled = latest.start + 7
                     clean[settled:] = ordinary[settled:]
             same_kind_mean = {k: np.nanmean(_weekly_lags(clean, 0, k), axis=0) for k in (2, BASELINE_WEEKS, 8)}
-            latest = shifts.latest() if shifts is not None else None
             if latest is not None:
                 # While a new level is young it may still be moving (March 2020 fell for five
                 # weeks): baselines come from its latest same-kind days, not four weeks of them.
