@@ -114,8 +114,9 @@ def publish_report(
     leaderboard ranks models over ``window`` (a nightly run: the last 28 days; a backfill: its
     range). ``station_locations`` is the 'L' stops list that places stations on the map ("":
     no map). A model whose 80 % band held fewer than ``coverage_threshold`` of the actuals of the
-    last ``coverage_days`` days alerts: in the log, the report, the returned outcome (the
-    summary) and the ``<prefix>-coverage-alerts`` table artifact."""
+    last ``coverage_days`` days (since the start of a stored level shift inside them, if any)
+    alerts: in the log, the report, the returned outcome (the summary) and the
+    ``<prefix>-coverage-alerts`` table artifact."""
     logger = get_run_logger()
     # The charts need the last PLOT_WEEKS weeks; the many-series aggregate and the coverage alert
     # every target of their windows.
@@ -126,7 +127,12 @@ def publish_report(
         plot_start = min(plot_start, in_window.min() - pd.Timedelta(days=horizon))
     forecasts = store.forecasts.read(start=plot_start, end=eval_date)
     forecasts = forecasts[~forecasts["model"].astype(str).map(is_raw).to_numpy(bool)]  # scored, not drawn twice
-    alerts = coverage_alerts(forecasts, actuals, eval_date, threshold=coverage_threshold, window_days=coverage_days)
+    # The level shifts this root's nightly detection stored (none in a backtest's or a fresh root):
+    # a series that broke inside the window is judged on the days since the break.
+    breaks = store.regimes.read()
+    alerts = coverage_alerts(
+        forecasts, actuals, eval_date, threshold=coverage_threshold, window_days=coverage_days, breaks=breaks
+    )
     for alert in alerts:
         logger.warning(alert.message)
     report = render_report(

@@ -40,10 +40,17 @@ def test_nightly_cutoff_and_lag():
     assert nightly_cutoff(date(2019, 4, 10), pd.Timestamp("2019-04-06")) == (pd.Timestamp("2019-04-06"), 3)
 
 
+BUS_BREAK = pd.Timestamp("2019-04-01")
+
+
 @pytest.fixture
 def synthetic_source(tmp_path: Path, storage_root: str, monkeypatch) -> Store:
     source = tmp_path / "snapshot.csv"
-    source.write_text(as_raw_csv(synthetic_clean(end="2019-04-06")))
+    clean = synthetic_clean(end="2019-04-06")
+    # Bus halves from 2019-04-01: a level shift the nightly's detection finds (and the coverage
+    # alert then judges bus on the days since it).
+    clean.loc[clean["service_date"] >= BUS_BREAK, "bus"] //= 2
+    source.write_text(as_raw_csv(clean))
     monkeypatch.setenv("RIDERSHIP_SOURCE", str(source))
     monkeypatch.setenv("RIDERSHIP_STORAGE", storage_root)
     monkeypatch.setenv("RIDERSHIP_RNN_MODELS", "")
@@ -75,8 +82,12 @@ def test_nightly_twice_leaves_same_forecasts_and_metrics(synthetic_source: Store
     actuals = store.ridership.read_series().rename(columns={"service_date": "ds"})
     production = store.forecasts.read()
     production = production[~production["model"].astype(str).str.endswith("@raw")]  # the bands as forecast never alert
-    alerts = coverage_alerts(production, actuals, pd.Timestamp("2019-04-06"), threshold=1.0)
+    breaks = store.regimes.read()
+    assert list(breaks["unique_id"]) == ["bus"] and breaks["start"].min() == BUS_BREAK
+    alerts = coverage_alerts(production, actuals, pd.Timestamp("2019-04-06"), threshold=1.0, breaks=breaks)
     assert alerts and first.report.alerts == [alert.message for alert in alerts]
+    assert {alert.since_break for alert in alerts if alert.unique_id == "bus"} == {BUS_BREAK}
+    assert {alert.since_break for alert in alerts if alert.unique_id == "rail"} == {None}
     assert all(alert.message in report for alert in alerts)
     with get_client(sync_client=True) as client:
         key = ArtifactFilter(key=ArtifactFilterKey(any_=["ridership-coverage-alerts"]))
