@@ -169,12 +169,21 @@ def test_evaluation_scores_every_cutoff_of_the_validation_span(history):
         fitted.evaluate(history, history.index[-10], end, confine_inputs_to_span=True)
 
 
-def test_recommended_recipe_standardizes_with_training_statistics_and_survives_reload(history, tmp_path):
+def test_recommended_recipe_is_adam_on_centred_log_windows_at_the_current_level(history):
+    from tasks.core.models.rnn import RnnForecaster
+
+    fitted = RnnForecaster.recommended("multitask_rnn", TINY_TRAINING, seq_length=14, units=8).fit(history, "bus")
+    model = fitted.card["config"]["model"]
+    assert fitted.card["config"]["training"]["optimizer"] == "adam"
+    assert (model["scaling"], model["level_shifts"], fitted.card["scaler"]["log"]) == ("window_log", True, True)
+
+
+def test_standardized_recipe_uses_training_statistics_and_survives_reload(history, tmp_path):
     from storage.fs import Root
     from storage.registry import ModelRegistry
     from tasks.core.models.rnn import RnnFitted, RnnForecaster
 
-    forecaster = RnnForecaster.recommended("multitask_rnn", TINY_TRAINING, seq_length=14, units=8)
+    forecaster = RnnForecaster.recommended("multitask_rnn", TINY_TRAINING, seq_length=14, units=8, scaling="standardize")
     fitted = forecaster.fit(history, "bus")
     assert fitted.card["config"]["training"]["optimizer"] == "adam"
     train_days = history.loc[fitted.card["split"]["train_start"] : fitted.card["split"]["train_end"]]
@@ -186,3 +195,50 @@ def test_recommended_recipe_standardizes_with_training_statistics_and_survives_r
     np.testing.assert_array_equal(reloaded.forecast(history, 14).mean, fitted.forecast(history, 14).mean)
     # Standardised units are back in riders: the weekday level of the synthetic bus series.
     assert 300_000 < np.median(fitted.forecast(history, 14).mean) < 1_200_000
+
+
+def test_window_log_forecasts_follow_the_level_of_their_inputs_and_survive_reload(history, tmp_path):
+    """The network sees each window's shape, never its level: the same history at a quarter of
+    its level (a shock like March 2020) gets the same forecast at a quarter of the level."""
+    from storage.fs import Root
+    from storage.registry import ModelRegistry
+    from tasks.core.models.rnn import RnnFitted, RnnForecaster
+
+    fitted = RnnForecaster.recommended("multitask_rnn", TINY_TRAINING, seq_length=14, units=8, scaling="window_log").fit(history, "bus")
+    assert fitted.card["scaler"]["log"] is True
+    lower = history.copy()
+    lower[["bus", "rail"]] *= 0.25
+    full, quarter = fitted.forecast(history, 14), fitted.forecast(lower, 14)
+    np.testing.assert_allclose(quarter.mean, 0.25 * full.mean, rtol=1e-4)
+    assert 300_000 < np.median(full.mean) < 1_200_000
+    registry = ModelRegistry(Root.from_url(str(tmp_path / "store")))
+    stored = registry.load("multitask_rnn", "bus", registry.save("multitask_rnn", "bus", fitted.network, fitted.card))
+    np.testing.assert_array_equal(RnnFitted.from_saved(stored.network, stored.card).forecast(history, 14).mean, full.mean)
+
+
+def test_recommended_recipe_after_a_break_forecasts_the_new_level_and_ignores_data_after_the_cutoff():
+    """A -0.7 log break 10 days before the cutoff: with the history at the current level the
+    14-day window shows one level, so the forecasts sit nearer the new level than those of the
+    same recipe without it; and nothing after the cutoff (a further break) changes them."""
+    from tasks.core.models.rnn import RnnForecaster
+    from tasks.core.models.rnn.challengers import train_checked
+    from tasks.core.walk_forward import forecast_at
+
+    full = tiny_history(days=180)
+    cutoff = full.index[149]
+    full.loc[full.index >= full.index[140], ["bus", "rail"]] *= 0.5
+    perturbed = full.copy()
+    perturbed.loc[perturbed.index > cutoff, ["bus", "rail"]] *= 0.3
+    recipe = RnnForecaster.recommended("multitask_rnn", TINY_TRAINING, seq_length=14, units=8)
+    forecasts = {}
+    for name, history in (("full", full), ("perturbed", perturbed)):
+        outcome = train_checked(recipe, history, "rail", cutoff)
+        assert outcome.failure is None, outcome.failure
+        forecasts[name] = forecast_at(outcome.fitted, history, cutoff, "rail", 14, "multitask_rnn")
+    pd.testing.assert_frame_equal(forecasts["perturbed"], forecasts["full"], check_exact=True)
+    plain = dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, level_shifts=False))
+    without = forecast_at(train_checked(plain, full, "rail", cutoff).fitted, full, cutoff, "rail", 14, "multitask_rnn")
+    new_level = full.loc[full.index[140] : cutoff, "rail"].median()
+    def off(frame: pd.DataFrame) -> float:
+        return abs(float(np.log(frame["y_hat"].median() / new_level)))
+    assert off(forecasts["full"]) < off(without)

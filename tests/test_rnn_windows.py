@@ -242,3 +242,31 @@ def test_rnn_configs_read_the_measured_flags_only(monkeypatch):
     after = ModelConfig.for_architecture("multitask_rnn", seq_length=4)
     assert after.calendar_flags == before.calendar_flags  # a new flag needs a walk-forward first
     np.testing.assert_array_equal(calendar_matrix(dates, after), rows_before)
+
+
+def test_window_log_scaling_centres_each_window_and_its_target_on_the_window_mean():
+    config = ModelConfig.for_architecture("multitask_rnn", seq_length=5, scaling="window_log")
+    history = counting_history(30)
+    history[["bus", "rail"]] += 1e6  # every day positive
+    scaler = Scaler.for_training(config, history)
+    assert scaler.log and scaler.center["rail"] == pytest.approx(np.log(history["rail"]).mean()) and scaler.scale["rail"] > 0
+    units = scaler.to_model(history[["bus", "rail"]].to_numpy(), ("bus", "rail"))
+    np.testing.assert_allclose(scaler.to_riders(units[:, 1], "rail"), history["rail"], rtol=1e-6)
+    inputs, targets = supervised_windows(history, config, "rail", scaler)
+    series = 2  # bus, rail; the calendar inputs follow and are left as they are
+    np.testing.assert_allclose(inputs[:, :, :series].mean(axis=1), 0, atol=1e-5)
+    log_rail = (np.log(history["rail"].to_numpy()) - scaler.center["rail"]) / scaler.scale["rail"]
+    expected = log_rail[5:] - np.array([log_rail[i : i + 5].mean() for i in range(len(history) - 5)])
+    np.testing.assert_allclose(targets[:, 1], expected, atol=1e-5)
+    plain = supervised_windows(history, ModelConfig.for_architecture("multitask_rnn", seq_length=5), "rail", scaler)[0]
+    np.testing.assert_array_equal(inputs[:, :, series:], plain[:, :, series:])
+    # The card keeps the flag; cards of the other scalings keep their layout and read back as before.
+    assert Scaler.from_dict(scaler.as_dict()) == scaler
+    assert "log" not in DIVIDE_BY_MILLION.as_dict() and Scaler.from_dict({"center": {}, "scale": {}}).log is False
+
+
+def test_window_log_scaling_is_refused_for_models_that_do_not_iterate_one_step():
+    with pytest.raises(ValueError, match="one-step"):
+        ModelConfig.for_architecture("seq2seq", scaling="window_log")
+    with pytest.raises(ValueError, match="unknown scaling"):
+        ModelConfig.for_architecture("multitask_rnn", scaling="log")

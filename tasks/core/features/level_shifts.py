@@ -226,23 +226,52 @@ def _of_others(totals: dict[str, tuple[LevelShift, ...]], unique_id: str) -> tup
     return tuple(shift for total, shifts in totals.items() if total != unique_id for shift in shifts)
 
 
+def shifted_series(
+    history: pd.DataFrame, unique_ids: Sequence[str], rule: ShiftRule = ShiftRule()
+) -> tuple[pd.DatetimeIndex, dict[str, ShiftedSeries]]:
+    """The daily index of ``history`` and, per series of ``unique_ids``, its level shifts seen
+    from the last day; the system totals among its columns confirm the other series' shifts."""
+    daily = history.asfreq("D") if len(history) else history
+    ordinary = ordinary_days(calendar_features(daily.index))
+    totals = total_shifts(daily, ordinary, rule)  # once, not once per series
+    found = {
+        unique_id: detect_level_shifts(
+            log_series(daily, unique_id), ordinary, rule.for_series(unique_id), _of_others(totals, unique_id)
+        )
+        for unique_id in unique_ids
+    }  # fmt: skip
+    return pd.DatetimeIndex(daily.index), found
+
+
 def series_breaks(
     history: pd.DataFrame, unique_ids: Sequence[str], rule: ShiftRule = ShiftRule()
 ) -> pd.DataFrame:
     """The level shifts of each series of ``history`` (daily index, one column per series) as
     seen from its last day: ``unique_id, start, detected, size`` (dates; size in log units).
     The system totals among its columns confirm the other series' shifts."""
-    daily = history.asfreq("D") if len(history) else history
-    ordinary = ordinary_days(calendar_features(daily.index))
-    totals = total_shifts(daily, ordinary, rule)  # once, not once per series
-    rows = []
-    for unique_id in unique_ids:
-        confirmations = _of_others(totals, unique_id)
-        shifts = detect_level_shifts(log_series(daily, unique_id), ordinary, rule.for_series(unique_id), confirmations).shifts
-        for shift in shifts:
-            rows.append((unique_id, daily.index[shift.start], daily.index[shift.detected], shift.size))
+    index, found = shifted_series(history, unique_ids, rule)
+    rows = [
+        (unique_id, index[shift.start], index[shift.detected], shift.size)
+        for unique_id, shifted in found.items() for shift in shifted.shifts
+    ]  # fmt: skip
     types = {"unique_id": "str", "start": "datetime64[ns]", "detected": "datetime64[ns]", "size": "float64"}
     return pd.DataFrame(rows, columns=BREAK_COLUMNS).astype(types)
+
+
+def at_current_level(
+    history: pd.DataFrame, unique_ids: Sequence[str], rule: ShiftRule = ShiftRule()
+) -> pd.DataFrame:
+    """``history`` (daily, one column per series) with every day of ``unique_ids`` before their
+    level shifts moved to the level of the latest regime (multiplied by exp of its log offset);
+    days since the latest shift, and series without one, are unchanged. For a model that learns
+    levels from years of history (the RNNs): after March 2020 the old level is not a state the
+    series returns to. Uses nothing after the last day of ``history``."""
+    index, found = shifted_series(history, unique_ids, rule)
+    moved = history.reindex(index).copy()
+    for unique_id, shifted in found.items():
+        if shifted.shifts:
+            moved[unique_id] = moved[unique_id] * np.exp(shifted.offset)
+    return moved.loc[history.index]
 
 
 ALERT_DAYS = 7

@@ -20,11 +20,14 @@ from tasks.core.models.rnn.config import SERIES_COLUMNS, ModelConfig
 from tasks.core.models.rnn.windows import (
     Scaler,
     calendar_matrix,
+    centred,
     feature_matrix,
     input_windows,
     last_index_of_each_day_type,
     require_daily,
     slice_days,
+    target_levels,
+    window_levels,
 )
 
 
@@ -84,7 +87,10 @@ def _iterate_one_step(
     origin_dates = frame.index[origins]
     latest_of_type = last_index_of_each_day_type(frame.index) if config.spec.inputs == "multivariate" else {}
     for step in range(1, horizon + 1):
-        predicted = np.asarray(network.predict_on_batch(windows), dtype=np.float32).reshape(len(origins), -1)
+        levels = window_levels(windows, config, unique_id)
+        predicted = np.asarray(network.predict_on_batch(centred(windows, levels)), dtype=np.float32).reshape(len(origins), -1)
+        if levels is not None:
+            predicted = predicted + target_levels(levels, config, unique_id).astype(np.float32)
         paths[:, step - 1] = model.scaler.to_riders(predicted[:, targets.index(unique_id)], unique_id)
         if step == horizon:
             break

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from tasks.core.features.level_shifts import at_current_level
 from tasks.core.models.forecaster import DEFAULT_LEVELS, Forecast
 from tasks.core.models.rnn.config import IMPROVED_RECIPE, ConfigBundle, DataSplit, ModelConfig, TrainingConfig
 from tasks.core.models.rnn.evaluation import Evaluation, TrainedNetwork, evaluate_network, forecast_paths
@@ -88,7 +89,7 @@ class RnnFitted:
     def forecast(self, history: pd.DataFrame, horizon: int, levels: Sequence[int] = DEFAULT_LEVELS) -> Forecast:
         """Days cutoff+1..cutoff+horizon, where the cutoff is the last row of ``history``."""
         # Only the last window (plus two weeks for same-day-type look-ups) is read.
-        tail = history.iloc[-max(self.config.seq_length, 14) :]
+        tail = model_history(history, self.config, self.unique_id).iloc[-max(self.config.seq_length, 14) :]
         origin = np.array([len(tail) - 1])
         mean = forecast_paths(self.trained, tail, origin, horizon)[0]
         lower, upper = {}, {}
@@ -110,9 +111,9 @@ class RnnFitted:
         confine_inputs_to_span: bool = False,
     ) -> Evaluation:
         """Score this model on any validation span (used to re-score a champion on a challenger's)."""
-        return evaluate_network(
-            self.trained, history, start, end, horizon or self.config.horizon, confine_inputs_to_span
-        )
+        # Seen from the end of the span, as the challenger it is compared with saw its own.
+        seen = model_history(history.loc[:end], self.config, self.unique_id)
+        return evaluate_network(self.trained, seen, start, end, horizon or self.config.horizon, confine_inputs_to_span)
 
     def _residual_quantiles(self, probability: float, horizon: int) -> np.ndarray:
         residuals = self.card["validation"]["residuals_by_h"]
@@ -175,6 +176,7 @@ def train_challenger(
     """Train on ``split``'s training days, stop early on its validation days, score h=1..H there.
     ``warm_start``: (version, weights) to start from instead of the seeded initialisation."""
     config = bundle.model
+    history = model_history(history.loc[: split.validation_end], config, unique_id)
     train_frame = slice_days(history, split.train_start, split.train_end)
     validation_frame = slice_days(history, split.validation_start, split.validation_end)
     scaler = Scaler.for_training(config, train_frame)  # training days only: nothing later leaks in
@@ -192,6 +194,14 @@ def train_challenger(
         card["version"] = model_version(bundle, unique_id, split.cutoff, fingerprint, warm_start[0])
         card["training"]["warm_start_from"] = warm_start[0]
     return RnnFitted(outcome.model, card)
+
+
+def model_history(history: pd.DataFrame, config: ModelConfig, unique_id: str) -> pd.DataFrame:
+    """What the network reads: ``history`` as given, or with ``config.level_shifts`` its series at
+    the latest regime's level as seen from its last day (a copy; other columns untouched)."""
+    if not config.level_shifts:
+        return history
+    return at_current_level(history, list(config.series_columns(unique_id)))
 
 
 def model_version(

@@ -68,14 +68,17 @@ def calendar_matrix(dates: pd.DatetimeIndex, config: ModelConfig) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Scaler:
-    """Riders <-> model units, per series: ``units = (riders - center) / scale``.
+    """Riders <-> model units, per series: ``units = (riders - center) / scale``, or with ``log``
+    ``units = (log riders - center) / scale``.
 
     One scaler serves inputs and targets alike, so a one-step model's prediction can be fed back
-    as the next day's input unchanged.
+    as the next day's input unchanged. (``window_log`` models also centre each window on its own
+    mean: :func:`window_levels`.)
     """
 
     center: Mapping[str, float]
     scale: Mapping[str, float]
+    log: bool = False
 
     @classmethod
     def for_training(cls, config: ModelConfig, train_frame: pd.DataFrame) -> "Scaler":
@@ -83,22 +86,62 @@ class Scaler:
             return cls({c: 0.0 for c in SERIES_COLUMNS}, {c: config.scale for c in SERIES_COLUMNS})
         columns = [c for c in SERIES_COLUMNS if c in train_frame.columns]
         values = train_frame[columns].to_numpy(dtype=np.float64)
+        if config.scaling == "window_log":
+            # Scale: the spread of a day around the mean of the window before it, the size of what
+            # the network sees once each window is centred. Centre: the training days' mean log,
+            # which the windows' centring removes again; it keeps float32 units small and exact.
+            logs = pd.DataFrame(_log(values))
+            spread = (logs - logs.rolling(config.seq_length).mean().shift(1)).std().to_numpy()
+            return cls(dict(zip(columns, logs.mean().tolist())), dict(zip(columns, spread.tolist())), log=True)
         return cls(dict(zip(columns, values.mean(axis=0).tolist())), dict(zip(columns, values.std(axis=0).tolist())))
 
     def to_model(self, values: np.ndarray, columns: tuple[str, ...]) -> np.ndarray:
         center = np.array([self.center[c] for c in columns])
         scale = np.array([self.scale[c] for c in columns])
-        return ((np.asarray(values, dtype=np.float64) - center) / scale).astype(np.float32)
+        values = np.asarray(values, dtype=np.float64)
+        return (((_log(values) if self.log else values) - center) / scale).astype(np.float32)
 
     def to_riders(self, values: np.ndarray, column: str) -> np.ndarray:
-        return np.asarray(values, dtype=np.float64) * self.scale[column] + self.center[column]
+        units = np.asarray(values, dtype=np.float64) * self.scale[column] + self.center[column]
+        return np.exp(units) if self.log else units
 
-    def as_dict(self) -> dict[str, dict[str, float]]:
-        return {"center": dict(self.center), "scale": dict(self.scale)}
+    def as_dict(self) -> dict[str, Any]:
+        payload: dict[str, Any] = {"center": dict(self.center), "scale": dict(self.scale)}
+        if self.log:  # cards of the other scalings keep their layout
+            payload["log"] = True
+        return payload
 
     @classmethod
     def from_dict(cls, payload: Mapping[str, Any]) -> "Scaler":
-        return cls(dict(payload["center"]), dict(payload["scale"]))
+        return cls(dict(payload["center"]), dict(payload["scale"]), bool(payload.get("log", False)))
+
+
+def _log(values: np.ndarray) -> np.ndarray:
+    # Ridership below one rider a day does not occur in the totals; the floor keeps a bad row finite.
+    return np.log(np.maximum(values, 1.0))
+
+
+def window_levels(windows: np.ndarray, config: ModelConfig, unique_id: str) -> np.ndarray | None:
+    """(windows, series inputs): each window's mean of each series input, in model units, for a
+    ``window_log`` model (None for the other scalings, which keep their levels)."""
+    if config.scaling != "window_log":
+        return None
+    return windows[:, :, : len(config.series_columns(unique_id))].mean(axis=1)
+
+
+def centred(windows: np.ndarray, levels: np.ndarray | None) -> np.ndarray:
+    """``windows`` with each series input minus its window's level (unchanged without levels)."""
+    if levels is None:
+        return windows
+    out = np.array(windows, dtype=np.float32, copy=True)
+    out[:, :, : levels.shape[1]] -= levels[:, None, :].astype(np.float32)
+    return out
+
+
+def target_levels(levels: np.ndarray, config: ModelConfig, unique_id: str) -> np.ndarray:
+    """The columns of ``levels`` (one per series input) that belong to the model's targets."""
+    inputs = config.series_columns(unique_id)
+    return levels[:, [inputs.index(name) for name in config.target_columns(unique_id)]]
 
 
 def feature_matrix(frame: pd.DataFrame, config: ModelConfig, unique_id: str, scaler: Scaler) -> np.ndarray:
@@ -142,7 +185,11 @@ def supervised_windows(
         raise ValueError(f"{days} days are too few for windows of {length} days (+{horizon} ahead)")
     inputs = np.ascontiguousarray(input_windows(features, length)[:count])
     if kind == "one_step":
-        return inputs, np.ascontiguousarray(targets[length : length + count])
+        levels = window_levels(inputs, config, unique_id)
+        following = targets[length : length + count]
+        if levels is not None:
+            following = following - target_levels(levels, config, unique_id).astype(np.float32)
+        return centred(inputs, levels), np.ascontiguousarray(following)
     series = targets[:, 0]
     ahead = sliding_window_view(series, horizon)  # ahead[j] = days j..j+H-1
     if kind == "vector":
