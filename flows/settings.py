@@ -235,8 +235,9 @@ class Settings:
                                     routes, rail_entries) when a run uses the production sets
                                     (default: naive,ridge)
         RIDERSHIP_RNN_MODELS        production RNN architectures (default: multitask_rnn)
-        RIDERSHIP_RNN_IMPROVED_RECIPE  architectures trained on standardised series with Adam instead
-                                    of the book's ÷1e6 scaling and SGD (default: mulvar_rnn,multitask_rnn)
+        RIDERSHIP_RNN_IMPROVED_RECIPE  architectures trained with Adam on level-free windows (log riders
+                                    minus each window's mean, at the latest regime's level) instead of
+                                    the book's ÷1e6 scaling and SGD (default: mulvar_rnn,multitask_rnn)
         RIDERSHIP_RNN_TRAIN_DAYS    days an RNN trains on, before its validation days (default: 1096)
         RIDERSHIP_RNN_VALIDATION_DAYS  days ending at the cutoff for early stopping and promotion (default: 151)
         RIDERSHIP_RNN_MAX_EPOCHS    epoch cap for RNN training (default: 500)
