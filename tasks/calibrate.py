@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from storage import Store
 from tasks.core.calibration import CalibrationSpec, calibrate_pending, raw_name
+from tasks.core.features.level_shifts import series_breaks
 from tasks.core.evaluation.scoring import history_actuals
 
 
@@ -20,10 +21,14 @@ def calibrate_model(
     cutoffs: Sequence[pd.Timestamp], horizon: int, publication_lag: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The rows to store: ``model``'s forecasts at ``cutoffs`` not calibrated yet, calibrated
-    (read with the forecasts issued in the lookback before them), and the same rows as they
-    were, renamed ``<model>@raw``; both empty when there is nothing to calibrate."""
+    (read with the forecasts issued in the lookback before them, leaving out the transition
+    misses of the level shifts detected in ``history``), and the same rows as they were, renamed
+    ``<model>@raw``; both empty when there is nothing to calibrate."""
     if not cutoffs or not series:
         return pd.DataFrame(), pd.DataFrame()
     first = min(cutoffs) - pd.Timedelta(days=spec.lookback_days + horizon + publication_lag)
     stored = store.forecasts.read(start=first, end=max(cutoffs), models=[model, raw_name(model)], series=list(series))
-    return calibrate_pending(stored, history_actuals(history, series), cutoffs, spec, publication_lag)
+    # The scan only looks back and each cutoff uses the breaks detected by its own data end.
+    visible = history.loc[: max(cutoffs)]
+    breaks = series_breaks(visible, [s for s in series if s in visible.columns])
+    return calibrate_pending(stored, history_actuals(history, series), cutoffs, spec, publication_lag, breaks)

@@ -209,3 +209,45 @@ def test_a_forecast_redone_over_a_twin_without_quantiles_is_calibrated():
     calibrated, raw = calibrate_pending(pd.concat([issued, old_twins], ignore_index=True), actuals, cutoffs, spec)
     pd.testing.assert_frame_equal(calibrated.reset_index(drop=True), expected.reset_index(drop=True))
     assert raw[list(QUANTILE_COLUMNS)].notna().all().all()
+
+
+def break_case():
+    """Actuals 100, then 200 from 01-10 (a break detected 01-13); forecasts of 100 until the
+    model re-anchors at the detection, of 200 from then on: only the transition misses."""
+    cutoffs = pd.date_range("2024-01-01", "2024-01-25", freq="D")
+    issued = pd.concat(
+        [issued_rows(cutoffs[cutoffs < "2024-01-13"], horizon=3), issued_rows(cutoffs[cutoffs >= "2024-01-13"], horizon=3, y_hat=200.0)],
+        ignore_index=True,
+    )
+    days = pd.date_range("2024-01-01", "2024-01-31")
+    actuals = pd.Series(np.where(days < "2024-01-10", 100.0, 200.0), index=days)
+    breaks = pd.DataFrame({"unique_id": ["bus"], "start": [pd.Timestamp("2024-01-10")], "detected": [pd.Timestamp("2024-01-13")], "size": [0.69]})
+    return cutoffs, issued, actuals, breaks
+
+
+def test_the_misses_of_forecasts_made_before_a_break_was_detected_for_days_after_it_are_left_out():
+    _, issued, actuals, breaks = break_case()
+    spec = CalibrationSpec(gain=0.01)
+    cutoff = pd.Timestamp("2024-01-20")
+    # Matured by 01-20 from cutoffs 01-01..01-19: 54 forecasts. Issued before 01-13 for 01-10 or
+    # later: 15, all misses (01-07's h=3; 01-08's h=2, 3; three each from 01-09 .. 01-12).
+    assert band_offsets(issued, actuals, cutoff, spec)[80] == pytest.approx(0.01 * (15 * 0.8 - 39 * 0.2))
+    assert band_offsets(issued, actuals, cutoff, spec, breaks=breaks)[80] == pytest.approx(0.01 * (-39 * 0.2))
+    # A break detected after the data end is not known yet: nothing is left out.
+    early = pd.Timestamp("2024-01-12")
+    assert band_offsets(issued, actuals, early, spec, breaks=breaks) == band_offsets(issued, actuals, early, spec)
+
+
+def test_leakage_a_break_detected_after_the_cutoff_changes_nothing_at_it():
+    cutoffs, issued, actuals, breaks = break_case()
+    spec = CalibrationSpec(gain=0.05)
+    at = pd.Timestamp("2024-01-16")
+    base = calibrate_pending(issued, long_actuals(actuals), cutoffs, spec, breaks=breaks)[0]
+    later_break = pd.DataFrame({"unique_id": ["bus"], "start": [pd.Timestamp("2024-01-17")], "detected": [pd.Timestamp("2024-01-20")], "size": [-1.0]})
+    perturbed = actuals.copy()
+    perturbed[perturbed.index > at] = 50.0
+    again = calibrate_pending(issued, long_actuals(perturbed), cutoffs, spec, breaks=pd.concat([breaks, later_break]))[0]
+    pd.testing.assert_frame_equal(
+        base[base["cutoff"] <= at].reset_index(drop=True), again[again["cutoff"] <= at].reset_index(drop=True)
+    )
+    assert not np.allclose(base.loc[base["cutoff"] > at, "y_hi_80"], again.loc[again["cutoff"] > at, "y_hi_80"])

@@ -23,13 +23,23 @@ gets bands at most five times wider, not as wide as its errors.
 
 Chosen by backtest (docs/models-and-accuracy.md#calibration): split conformal quantiles of the
 last 56-365 days' scores (per horizon or pooled) held 70-77 % for 80 % in 2019; this rule held
-78-81 % on both series and both periods for every statistical model and the ensemble (not for
-multitask_rnn's biased rail forecasts of 2021: 68 %), with one controller per (model, series,
+78-81 % on both series and both periods for every statistical model and the ensemble (and for
+multitask_rnn since its level-free recipe; 68 % on rail in 2021 before), with one controller per (model, series,
 level), pooled over the horizons (the model's bands carry the horizon's shape; per-horizon
 controllers were worse on WIS).
 
+**Transition misses are left out.** After a level shift detected by ``c`` (start ``s``, detected
+``d ≤ c``; ``tasks/core/features/level_shifts.py``), the forecasts issued before ``d`` for targets
+on or after ``s`` were made for the old level: they say how the old regime's forecasts fared, not
+how wide this model's bands should be now. Counted, March 2020's misses held the offsets at their
+bound for a year and the ensemble's 80 % band held 88 % of 2020-04-15..08-13 at a WIS 27 % above
+what it is without them (docs/models-and-accuracy.md#calibration). They still count in the
+spacing of the cutoffs. Detection finds no break in 2002-2019 or 2021, so calm years are
+unchanged.
+
 Leakage: only forecasts issued before ``c`` and actuals dated ``≤ c`` (``≤ c − lag`` with a
-publication lag) enter ``q(c)``; later values cannot change it (tested by perturbing them).
+publication lag) enter ``q(c)``, and only breaks detected by then; later values cannot change it
+(tested by perturbing them).
 
 Pure: frames in and out; no I/O.
 """
@@ -98,16 +108,19 @@ def _bounds(frame: pd.DataFrame, level: int) -> tuple[np.ndarray, np.ndarray]:
 
 def band_offsets(
     issued: pd.DataFrame, actuals: pd.Series, cutoff: pd.Timestamp, spec: CalibrationSpec, data_end: pd.Timestamp | None = None,
+    breaks: pd.DataFrame | None = None,
 ) -> dict[int, float]:
     """``q_L(cutoff)`` per level (module docstring) from one (model, series)'s ``issued`` rows.
 
     ``actuals``: the series' values indexed by date; only those dated ``≤ data_end`` (default the
-    cutoff) and only rows issued before ``cutoff`` count."""
+    cutoff) and only rows issued before ``cutoff`` count. ``breaks``: the series' level shifts
+    (``start``, ``detected``); the transition misses of those detected by ``data_end`` are left out."""
     data_end = cutoff if data_end is None else data_end
     first = cutoff - pd.Timedelta(days=spec.lookback_days)
     known = actuals.loc[:data_end].dropna()
     rows = issued[(issued["cutoff"] < cutoff) & (issued["ds"] > first) & (issued["ds"] <= data_end)]
-    y = known.reindex(pd.DatetimeIndex(rows["ds"])).to_numpy(np.float64)
+    y = known.reindex(pd.DatetimeIndex(rows["ds"])).to_numpy(np.float64, copy=True)
+    y[_in_transition(rows, breaks, data_end)] = np.nan  # not scored
     weights = spec.gain * _spacing(issued["cutoff"][issued["cutoff"] < cutoff], rows["cutoff"], spec.max_spacing_days)
     offsets = {}
     for level in band_levels(issued):
@@ -117,6 +130,17 @@ def band_offsets(
         total = float(np.sum(weights[scored] * (miss[scored] - (1.0 - level / 100.0))))
         offsets[level] = float(np.clip(total, -spec.max_offset, spec.max_offset))
     return offsets
+
+
+def _in_transition(rows: pd.DataFrame, breaks: pd.DataFrame | None, data_end: pd.Timestamp) -> np.ndarray:
+    """Rows issued before a break's detection (by ``data_end``) for a target on or after its start."""
+    out = np.zeros(len(rows), dtype=bool)
+    if breaks is None or breaks.empty:
+        return out
+    known = breaks[pd.to_datetime(breaks["detected"]) <= data_end]
+    for start, detected in zip(pd.to_datetime(known["start"]), pd.to_datetime(known["detected"])):
+        out |= ((rows["cutoff"] < detected) & (rows["ds"] >= start)).to_numpy()
+    return out
 
 
 def _spacing(issued_cutoffs: pd.Series, row_cutoffs: pd.Series, cap: int) -> np.ndarray:
@@ -155,6 +179,7 @@ def apply_offsets(rows: pd.DataFrame, offsets: dict[int, float]) -> pd.DataFrame
 
 def calibrate_pending(
     stored: pd.DataFrame, actuals: pd.DataFrame, cutoffs: Sequence[pd.Timestamp], spec: CalibrationSpec, publication_lag: int = 0,
+    breaks: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Calibrate one model's forecasts at ``cutoffs`` that are not calibrated yet, in cutoff order
     per series (a cutoff sees the earlier cutoffs' bands as calibrated here).
@@ -164,8 +189,10 @@ def calibrate_pending(
     bands (:func:`needs_calibration`); otherwise it is calibrated from the twin when their
     ``y_hat`` agree (a run stopped between writing the twin and the calibrated rows) or from
     itself. ``actuals``: long ``unique_id, ds, y``. With ``publication_lag`` N the forecast at c
-    counts only actuals dated ≤ c − N (what it knew). Returns the calibrated rows and, for each,
-    the bands as forecast under ``<model>@raw``; both empty when nothing is pending."""
+    counts only actuals dated ≤ c − N (what it knew). ``breaks``: ``unique_id, start, detected``
+    of the level shifts (:func:`tasks.core.features.level_shifts.series_breaks`), whose transition
+    misses are left out. Returns the calibrated rows and, for each, the bands as forecast under
+    ``<model>@raw``; both empty when nothing is pending."""
     raw_rows = stored["model"].astype(str).map(is_raw)
     issued_all, twins = stored[~raw_rows], stored[raw_rows]
     if issued_all.empty or spec.method == "none":
@@ -176,6 +203,7 @@ def calibrate_pending(
         issued = issued.sort_values(["cutoff", "h"]).reset_index(drop=True)
         twin = _aligned(twins[twins["unique_id"] == unique_id], issued)
         series = actuals.loc[actuals["unique_id"] == unique_id].set_index("ds")["y"].sort_index()
+        series_breaks = None if breaks is None else breaks[breaks["unique_id"] == unique_id]
         pending = issued["cutoff"].isin(wanted) & needs_calibration(issued, twin)
         from_twin = twin["y_hat"].to_numpy(np.float64) == issued["y_hat"].to_numpy(np.float64)
         source = issued.copy()
@@ -185,7 +213,7 @@ def calibrate_pending(
             cutoff = pd.Timestamp(cutoff)
             at = pending & (issued["cutoff"] == cutoff)
             data_end = cutoff - pd.Timedelta(days=publication_lag)
-            done = apply_offsets(source[at], band_offsets(issued, series, cutoff, spec, data_end))
+            done = apply_offsets(source[at], band_offsets(issued, series, cutoff, spec, data_end, series_breaks))
             columns = distribution_columns(done, include_point=False)
             # Stored already as it would be (a cutoff with nothing matured, its offsets 0): no rewrite.
             kept = ~(from_twin[at.to_numpy()] & _same(done[columns], issued.loc[at, columns]))

@@ -201,7 +201,7 @@ class TrainingConfig:
 #: seed's SGD: mulvar_rnn's next-day MAE 22,177 +/- 160 vs 23,720 +/- 623 over seeds 42/1/2, and the
 #: best 14-day MAE with multitask_rnn (bench/bench_rnn.py, with "standardize" scaling). Since
 #: 2026-12-05 windows centred on their own log level and the history at the latest regime's
-#: level: standardised, multitask_rnn forecast 3-4 times the actuals in spring 2020 and drifted
+#: level: standardised, multitask_rnn forecast 3-5 times the actuals in spring 2020 and drifted
 #: back to the pre-2020 level in 2021 (docs/models-and-accuracy.md, "multitask_rnn and regimes").
 IMPROVED_RECIPE: tuple[dict[str, Any], dict[str, Any]] = (
     {"scaling": "window_log", "level_shifts": True},
