@@ -103,7 +103,10 @@ class Scaler:
 
     def to_riders(self, values: np.ndarray, column: str) -> np.ndarray:
         units = np.asarray(values, dtype=np.float64) * self.scale[column] + self.center[column]
-        return np.exp(units) if self.log else units
+        if not self.log:
+            return units
+        with np.errstate(over="ignore"):  # a broken network's output stays inf: the fallback's cue
+            return np.exp(units)
 
     def as_dict(self) -> dict[str, Any]:
         payload: dict[str, Any] = {"center": dict(self.center), "scale": dict(self.scale)}
