@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from storage import Store
 from tasks.core.calibration import CalibrationSpec, calibrate_pending, raw_name
-from tasks.core.features.level_shifts import series_breaks
+from tasks.core.features.level_shifts import breaks_until
 from tasks.core.evaluation.scoring import history_actuals
 
 
@@ -29,6 +29,5 @@ def calibrate_model(
     first = min(cutoffs) - pd.Timedelta(days=spec.lookback_days + horizon + publication_lag)
     stored = store.forecasts.read(start=first, end=max(cutoffs), models=[model, raw_name(model)], series=list(series))
     # The scan only looks back and each cutoff uses the breaks detected by its own data end.
-    visible = history.loc[: max(cutoffs)]
-    breaks = series_breaks(visible, [s for s in series if s in visible.columns])
+    breaks = breaks_until(history, series, max(cutoffs))
     return calibrate_pending(stored, history_actuals(history, series), cutoffs, spec, publication_lag, breaks)

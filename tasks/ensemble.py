@@ -9,7 +9,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from storage import Store
-from tasks.core.features.level_shifts import series_breaks
+from tasks.core.features.level_shifts import breaks_until
 from tasks.core.models.ensemble import EnsembleSpec, ensemble_forecasts, regime_members
 from tasks.core.evaluation.scoring import history_actuals
 
@@ -24,6 +24,5 @@ def forecast_ensemble(
     the actuals published by each cutoff: up to ``publication_lag`` days before it)."""
     first = min(cutoffs) - pd.Timedelta(days=publication_lag + spec.lookback_days + horizon)
     stored = store.forecasts.read(start=first, end=max(cutoffs), models=list(regime_members(spec)), series=list(series))
-    visible = history.loc[: max(cutoffs)]
-    breaks = series_breaks(visible, [s for s in series if s in visible.columns])
+    breaks = breaks_until(history, series, max(cutoffs))
     return ensemble_forecasts(spec, stored, history_actuals(history, series), list(series), list(cutoffs), breaks, publication_lag)

@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 
 from storage import Store
 from tasks.core.evaluation.artifacts import artifact_key
-from tasks.core.features.level_shifts import regime_alerts, series_breaks
+from tasks.core.features.level_shifts import breaks_until, regime_alerts
 
 
 @task(cache_policy=NO_CACHE)
@@ -21,8 +21,7 @@ def detect_regimes(
 ) -> list[str]:
     """Level shifts of ``series`` in the data up to ``cutoff`` → ``regimes/``; the alert lines of
     breaks detected in the last week (logged, and published as a Prefect artifact)."""
-    visible = history.loc[:cutoff]
-    breaks = series_breaks(visible, [s for s in series if s in visible.columns])
+    breaks = breaks_until(history, series, cutoff)
     store.regimes.write(breaks, cutoff)
     alerts = regime_alerts(breaks, cutoff)
     logger = get_run_logger()

@@ -258,6 +258,13 @@ def series_breaks(
     return pd.DataFrame(rows, columns=BREAK_COLUMNS).astype(types)
 
 
+def breaks_until(history: pd.DataFrame, series: Sequence[str], end: pd.Timestamp) -> pd.DataFrame:
+    """:func:`series_breaks` of those of ``series`` that ``history`` holds, seen from ``end``
+    (nothing after it is read)."""
+    visible = history.loc[:end]
+    return series_breaks(visible, [s for s in series if s in visible.columns])
+
+
 def at_current_level(
     history: pd.DataFrame, unique_ids: Sequence[str], rule: ShiftRule = ShiftRule()
 ) -> pd.DataFrame:
