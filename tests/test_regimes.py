@@ -236,6 +236,20 @@ def test_on_the_day_a_break_is_detected_the_re_anchoring_member_carries_the_ense
     assert member_weights(spec, stored, actuals[actuals["ds"] <= day_after], "rail", day_after, latest) == {"a": 1.0}
 
 
+def test_the_post_break_rule_holds_for_sixteen_weeks_then_the_calm_rule_returns():
+    # The recovery from a shock lasts months: at eight weeks the 56-day calm window still held
+    # the break's first weeks, and the naive (the member of last resort) left too early.
+    stored, actuals, _ = post_break_case(cutoff_days=120, actual_days=120)
+    latest = Break(BREAK_START, BREAK_START + pd.Timedelta(days=3))
+    spec = EnsembleSpec(("a", "b"))
+    assert (spec.regime_days, spec.regime_lookback_days) == (112, 28)
+    for days, members in ((100, {"a", "b", "naive"}), (111, {"a", "b", "naive"}), (112, {"a", "b"}), (120, {"a", "b"})):
+        cutoff = BREAK_START + pd.Timedelta(days=days)
+        weights = member_weights(spec, stored, actuals[actuals["ds"] <= cutoff], "rail", cutoff, latest)
+        assert set(weights) == members, days
+        assert weights["b"] > 0.9  # b forecasts the new level either way
+
+
 def test_ensemble_at_a_cutoff_ignores_later_values_and_breaks_found_later():
     stored, actuals, breaks = post_break_case(cutoff_days=9, actual_days=30)
     cutoff = BREAK_START + pd.Timedelta(days=5)

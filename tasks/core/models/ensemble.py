@@ -62,8 +62,8 @@ class EnsembleSpec:
     lookback_days: int = 56
     min_scored: int = 28
     # After a level shift (a break) of the series, while the new regime is young:
-    regime_days: int = 56
-    regime_lookback_days: int = 14
+    regime_days: int = 112
+    regime_lookback_days: int = 28
     regime_min_scored: int = 3
     regime_power: float = 1.0
     last_resort: tuple[str, ...] = ("naive",)
