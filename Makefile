@@ -37,6 +37,8 @@ deploy: venv
 	$(PREFECT_LOCAL) $(BIN)/prefect work-pool inspect ridership-local >/dev/null 2>&1 || \
 	  $(PREFECT_LOCAL) $(BIN)/prefect work-pool create ridership-local --type process
 	$(PREFECT_LOCAL) $(BIN)/prefect --no-prompt deploy --all
+	$(PREFECT_LOCAL) $(BIN)/prefect automation inspect ridership-crash-unresponsive-runs >/dev/null 2>&1 || \
+	  $(PREFECT_LOCAL) $(BIN)/prefect automation create --from-file automations.yaml
 
 worker: venv
 	$(PREFECT_LOCAL) $(BIN)/prefect worker start --pool ridership-local
