@@ -227,6 +227,9 @@ def test_failed_weekly_retrain_keeps_the_previous_champion_marked_then_resumes(s
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_harness")
+# A diverged network's inf validation errors once reached np.quantile (its band): the warning is
+# an error here, so the failure reason stays the divergence.
+@pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_nan_loss_without_a_champion_stores_the_seasonal_naive_for_every_cutoff(storage_root, monkeypatch):
     store = setup_store(storage_root, monkeypatch)
     inject(monkeypatch, diverge_always=True)
@@ -254,6 +257,9 @@ def test_nan_loss_without_a_champion_stores_the_seasonal_naive_for_every_cutoff(
 
 
 @pytest.mark.usefixtures("prefect_harness")
+# The flow's helper is called here outside a flow run, so Prefect's API log handler has no run to
+# attach the retrain's log lines to; that is the test's context, not a defect.
+@pytest.mark.filterwarnings("ignore:Logger 'prefect.task_runs' attempted to send logs:UserWarning")
 def test_a_retrain_another_run_already_did_is_not_trained_again(storage_root, monkeypatch):
     """Two runs due the same retrain (two nightly runs for one date): the second, holding the
     registry lease after the first, finds the first's card and trains nothing."""

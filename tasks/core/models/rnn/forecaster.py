@@ -117,11 +117,16 @@ class RnnFitted:
 
     def _residual_quantiles(self, probability: float, horizon: int) -> np.ndarray:
         residuals = self.card["validation"]["residuals_by_h"]
-        # A one-step model iterated past the validated horizons has no residuals there: no interval.
+        # A one-step model iterated past the validated horizons has no residuals there, and a
+        # diverged network's are inf: no interval either way (the promotion check rejects the latter).
         return np.array(
-            [np.quantile(residuals[h], probability) if h < len(residuals) and residuals[h] else np.nan
+            [np.quantile(residuals[h], probability) if h < len(residuals) and _all_finite(residuals[h]) else np.nan
              for h in range(horizon)]
         )
+
+
+def _all_finite(values: Sequence[float]) -> bool:
+    return len(values) > 0 and bool(np.isfinite(values).all())
 
 
 @dataclass(frozen=True)
