@@ -43,12 +43,16 @@ def retrain_all(
     ``RIDERSHIP_RNN_PARALLEL`` > 1 their challengers are trained first, side by side in worker
     processes (each needs only the data up to its cutoff), then replayed here in the same order
     through the promotion vote, the save and the pointer: the registry and the forecasts of the
-    serial run (``tests/test_rnn_parallel.py``)."""
+    serial run (``tests/test_rnn_parallel.py``). So are more than
+    ``RIDERSHIP_RNN_TRAININGS_PER_PROCESS`` of them (a long backfill), on one worker at least,
+    replaced after that many: the flow's process would otherwise keep every network it trained."""
     pretrained = {}
-    if settings.rnn_parallel > 1 and len(planned) > 1:
+    per_process = settings.rnn_trainings_per_process
+    long_run = len(planned) > per_process and not settings.rnn_warm_start
+    if (settings.rnn_parallel > 1 or long_run) and len(planned) > 1:
         pretrained = pretrain_challengers(
             history, model, planned, training_config(settings), model in settings.rnn_improved_recipe,
-            settings.rnn_parallel,
+            max(1, settings.rnn_parallel), per_process if long_run else None,
         )
     return [
         _retrain(store, history, settings, model, unique_id, cutoff, pretrained.get((unique_id, cutoff)))

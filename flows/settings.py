@@ -164,6 +164,9 @@ class Settings:
     # Processes training a batch of RNN challengers side by side (then replayed in walk-forward
     # order: the serial run's registry and forecasts); 0 or 1: one after the other in the flow.
     rnn_parallel: int = 0
+    # A process keeps about 30 MB of every network it trains (TensorFlow issue 61791): a run with
+    # more retrains than this trains them in worker processes, each replaced after this many.
+    rnn_trainings_per_process: int = 20
     # Train each weekly challenger from the weights of the champion as of its cutoff (measured in
     # docs/scale-out.md, "Parallel RNN retrains"; off: from the seeded initialisation). A chain: each
     # training waits for the previous promotion vote, so it cannot go with rnn_parallel.
@@ -245,6 +248,9 @@ class Settings:
         RIDERSHIP_RNN_PARALLEL      worker processes that train the due RNN challengers of a run side
                                     by side, replayed in walk-forward order (default: 0, one after
                                     the other in the flow's process)
+        RIDERSHIP_RNN_TRAININGS_PER_PROCESS  a run with more RNN retrains than this (a long backfill)
+                                    trains them in worker processes replaced after this many, as
+                                    TensorFlow keeps ~30 MB per training in a process (default: 20)
         RIDERSHIP_RNN_WARM_START    1: train each RNN challenger from the champion's weights (default: 0;
                                     not with RIDERSHIP_RNN_PARALLEL > 1)
         RIDERSHIP_ENSEMBLE_MEMBERS  models the ensemble combines (default: see Settings; empty: no ensemble)
@@ -319,6 +325,7 @@ class Settings:
             rnn_max_epochs=int(env.get("RIDERSHIP_RNN_MAX_EPOCHS", defaults.rnn_max_epochs)),
             retrain_weekday=int(env.get("RIDERSHIP_RETRAIN_WEEKDAY", defaults.retrain_weekday)),
             rnn_parallel=rnn_parallel,
+            rnn_trainings_per_process=int(env.get("RIDERSHIP_RNN_TRAININGS_PER_PROCESS", defaults.rnn_trainings_per_process)),
             rnn_warm_start=warm_start,
             ensemble_members=_csv(env.get("RIDERSHIP_ENSEMBLE_MEMBERS", ",".join(defaults.ensemble_members))),
             ensemble_method=env.get("RIDERSHIP_ENSEMBLE_METHOD", defaults.ensemble_method),

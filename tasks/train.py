@@ -63,15 +63,16 @@ def due_retrains(
 @task(cache_policy=NO_CACHE)
 def pretrain_challengers(
     history: pd.DataFrame, model: str, planned: Sequence[tuple[str, pd.Timestamp]], training,
-    improved_recipe: bool, workers: int,
+    improved_recipe: bool, workers: int, trainings_per_process: int | None = None,
 ) -> dict[tuple[str, pd.Timestamp], Challenger]:
     """Train the challengers of ``planned`` (series, cutoff) retrains side by side on ``workers``
-    processes, touching no registry: each depends only on the data up to its cutoff. The retrain
-    task then replays them in walk-forward order (``pretrained``). A training a worker could not
-    deliver is left out, and the retrain task trains it itself."""
+    processes (each replaced after ``trainings_per_process`` trainings), touching no registry:
+    each depends only on the data up to its cutoff. The retrain task then replays them in
+    walk-forward order (``pretrained``). A training a worker could not deliver is left out, and
+    the retrain task trains it itself."""
     forecaster = rnn_forecaster(model, training, improved_recipe)
     jobs = [TrainingJob(forecaster, visible_history(history, cutoff), unique_id, cutoff) for unique_id, cutoff in planned]
-    results = train_many(jobs, workers)
+    results = train_many(jobs, workers, trainings_per_process)
     missing = [f"{unique_id} {cutoff.date()}" for (unique_id, cutoff), result in zip(planned, results) if result is None]
     if missing:
         get_run_logger().warning("%s: %d training(s) not delivered by a worker, trained in the flow: %s",

@@ -58,9 +58,10 @@ def registry_state(store: Store) -> dict:
     return state
 
 
-def run(storage_root: str, monkeypatch, parallel: int) -> tuple[dict, pd.DataFrame, list[str]]:
+def run(storage_root: str, monkeypatch, parallel: int, per_process: int = 20) -> tuple[dict, pd.DataFrame, list[str]]:
     store = setup_store(storage_root, monkeypatch)
     monkeypatch.setenv("RIDERSHIP_RNN_PARALLEL", str(parallel))
+    monkeypatch.setenv("RIDERSHIP_RNN_TRAININGS_PER_PROCESS", str(per_process))
     # A weekly retrain that raises and one that diverges (NaN validation MAE), in every series.
     inject(monkeypatch, raises_at=frozenset({pd.Timestamp("2019-03-10")}), diverges_at=frozenset({pd.Timestamp("2019-03-17")}))
     summary = backfill(start=date(2019, 3, 1), end=date(2019, 3, 25), models=[MODEL], series=SERIES)
@@ -72,13 +73,24 @@ def run(storage_root: str, monkeypatch, parallel: int) -> tuple[dict, pd.DataFra
 @pytest.mark.usefixtures("prefect_harness")
 def test_parallel_backfill_gives_the_serial_registry_and_forecasts(tmp_path, monkeypatch):
     serial_registry, serial_forecasts, serial_fallbacks = run(str(tmp_path / "serial"), monkeypatch, 0)
-    assert not challengers._POOLS  # the serial path starts no worker
+    assert not challengers._POOLS  # the serial path (10 retrains, at most 20 per process) starts no worker
     try:
         registry, forecasts, fallbacks = run(str(tmp_path / "parallel"), monkeypatch, 2)
-        assert [workers for workers, _ in challengers._POOLS] == [2]  # trained in the workers, none left to the flow
+        # trained in the workers, none left to the flow; a pool kept (10 retrains, at most 20 per process)
+        assert [workers for workers, _ in challengers._POOLS] == [2]
     finally:
         challengers.close_pools()
+    check_same_run(serial_registry, serial_forecasts, serial_fallbacks, registry, forecasts, fallbacks)
 
+    # A long run (more retrains than RIDERSHIP_RNN_TRAININGS_PER_PROCESS): one worker at a time,
+    # a fresh one for every 3 trainings, so the flow's process holds no network; the same run again.
+    started = challengers.pools_started
+    registry, forecasts, fallbacks = run(str(tmp_path / "recycled"), monkeypatch, 0, per_process=3)
+    assert challengers.pools_started - started == 4 and not challengers._POOLS  # 3 + 3 + 3 + 1 trainings
+    check_same_run(serial_registry, serial_forecasts, serial_fallbacks, registry, forecasts, fallbacks)
+
+
+def check_same_run(serial_registry, serial_forecasts, serial_fallbacks, registry, forecasts, fallbacks) -> None:
     for unique_id in SERIES:
         serial, parallel = serial_registry[unique_id], registry[unique_id]
         # The first cutoff (no champion) and the Monday run dates, less the failed ones.
@@ -99,6 +111,8 @@ def test_parallel_backfill_gives_the_serial_registry_and_forecasts(tmp_path, mon
 
 def test_settings_parallel_and_warm_start():
     assert (Settings.from_env({}).rnn_parallel, Settings.from_env({}).rnn_warm_start) == (0, False)
+    assert Settings.from_env({}).rnn_trainings_per_process == 20
+    assert Settings.from_env({"RIDERSHIP_RNN_TRAININGS_PER_PROCESS": "5"}).rnn_trainings_per_process == 5
     assert Settings.from_env({"RIDERSHIP_RNN_PARALLEL": "2"}).rnn_parallel == 2
     assert Settings.from_env({"RIDERSHIP_RNN_WARM_START": "1"}).rnn_warm_start
     with pytest.raises(InvalidInput, match="exclude each other"):

@@ -13,6 +13,13 @@ arithmetic: measured, ``seq2seq`` trained on one op thread and on the default tw
 last bits of its weights (``multitask_rnn`` does not), so workers on one thread each, faster on
 two cores, would not reproduce the serial run (docs/scale-out.md, "Parallel RNN retrains"). A pool is
 started once per (workers, threads) and kept for the life of the process.
+
+A process never gives back what TensorFlow keeps of a trained network (about 30 MB per
+``multitask_rnn`` training with its forecast, ``keras.utils.clear_session`` or not; TensorFlow
+issue 61791): a backtest of 226 weekly retrains in one process reached 7.7 GB and died in XLA's
+JIT (signal 11). So with ``trainings_per_process`` the workers are fresh processes that stop
+after that many trainings each, and one such worker is the way to train many challengers one
+after the other without the caller growing.
 """
 
 from __future__ import annotations
@@ -64,17 +71,38 @@ class TrainingJob:
     cutoff: pd.Timestamp
 
 
-def train_many(jobs: Sequence[TrainingJob], workers: int) -> list[Challenger | None]:
+def train_many(
+    jobs: Sequence[TrainingJob], workers: int, trainings_per_process: int | None = None
+) -> list[Challenger | None]:
     """Every job's challenger, in the order of ``jobs``, trained on up to ``workers`` processes
     with this process's TensorFlow thread settings (so bit for bit what :func:`train_checked`
-    gives here). None where a worker could not deliver (it died, or the result could not travel
-    back): the caller trains that one itself, so the outcome never depends on the pool."""
+    gives here). With ``trainings_per_process``, the jobs go in batches of that many per worker,
+    each batch to fresh processes that stop after it; without, to a pool kept for the life of
+    this process, and with ``workers`` <= 1 (or a single job) they train here. None where a
+    worker could not deliver (it died, or the result could not travel back): the caller trains
+    that one itself, so the outcome never depends on the pool."""
     if not jobs:
         return []
-    if workers <= 1 or len(jobs) == 1:
+    if (workers <= 1 and trainings_per_process is None) or len(jobs) == 1:
         return [_run(job) for job in jobs]
-    key = (min(workers, len(jobs)), op_threads())
-    pool = _pool(key)
+    workers = max(1, min(workers, len(jobs)))
+    if trainings_per_process is None:
+        key = (workers, op_threads())
+        results = _collect(_pool(key), jobs)
+        if any(result is None for result in results):
+            _close(key, wait=False)  # a broken pool is not reused
+        return results
+    # Not ProcessPoolExecutor(max_tasks_per_child=...): on Python 3.11 it hung this suite's backfill
+    # with its worker gone and none started in its place (CPython gh-115634, fixed in 3.13 and later).
+    batch = workers * trainings_per_process
+    results = []
+    for first in range(0, len(jobs), batch):
+        with _new_pool(workers, op_threads()) as pool:
+            results.extend(_collect(pool, jobs[first : first + batch]))
+    return results
+
+
+def _collect(pool: ProcessPoolExecutor, jobs: Sequence[TrainingJob]) -> list[Challenger | None]:
     futures = [pool.submit(_run, job) for job in jobs]
     results: list[Challenger | None] = []
     for future in futures:
@@ -82,8 +110,6 @@ def train_many(jobs: Sequence[TrainingJob], workers: int) -> list[Challenger | N
             results.append(future.result())
         except Exception:  # noqa: BLE001 (BrokenProcessPool, a pickling error: train in the caller)
             results.append(None)
-    if any(result is None for result in results):
-        _close(key, wait=False)  # a broken pool is not reused
     return results
 
 
@@ -104,22 +130,29 @@ def _start_worker(intra_op: int, inter_op: int) -> None:
     limit_threads(intra_op, inter_op)  # before any TensorFlow op of this process
 
 
-_POOLS: dict[tuple[int, tuple[int, int]], ProcessPoolExecutor] = {}
+PoolKey = tuple[int, tuple[int, int]]  # (workers, op threads)
+_POOLS: dict[PoolKey, ProcessPoolExecutor] = {}
+pools_started = 0  # worker pools this process has started (the tests count the fresh batches)
 
 
-def _pool(key: tuple[int, tuple[int, int]]) -> ProcessPoolExecutor:
+def _new_pool(workers: int, threads: tuple[int, int]) -> ProcessPoolExecutor:
+    global pools_started
+    pools_started += 1
+    context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker, initargs=threads)
+
+
+def _pool(key: PoolKey) -> ProcessPoolExecutor:
     pool = _POOLS.get(key)
     if pool is None:
-        workers, threads = key
-        context = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker, initargs=threads)
+        pool = _new_pool(*key)
         if not _POOLS:
             atexit.register(close_pools)
         _POOLS[key] = pool
     return pool
 
 
-def _close(key: tuple[int, tuple[int, int]], wait: bool = True) -> None:
+def _close(key: PoolKey, wait: bool = True) -> None:
     pool = _POOLS.pop(key, None)
     if pool is not None:
         pool.shutdown(wait=wait, cancel_futures=True)
