@@ -44,8 +44,9 @@ def retrain_all(
     processes (each needs only the data up to its cutoff), then replayed here in the same order
     through the promotion vote, the save and the pointer: the registry and the forecasts of the
     serial run (``tests/test_rnn_parallel.py``). So are more than
-    ``RIDERSHIP_RNN_TRAININGS_PER_PROCESS`` of them (a long backfill), on one worker at least,
-    replaced after that many: the flow's process would otherwise keep every network it trained."""
+    ``RIDERSHIP_RNN_TRAININGS_PER_PROCESS`` of them (a long backfill), on at least one worker,
+    each worker a fresh process for at most that many: the flow's process would otherwise keep
+    every network it trained."""
     pretrained = {}
     per_process = settings.rnn_trainings_per_process
     long_run = len(planned) > per_process and not settings.rnn_warm_start

@@ -58,7 +58,10 @@ def registry_state(store: Store) -> dict:
     return state
 
 
-def run(storage_root: str, monkeypatch, parallel: int, per_process: int = 20) -> tuple[dict, pd.DataFrame, list[str]]:
+Run = tuple[dict, pd.DataFrame, list[str]]  # what run() returns: registry state, forecasts, fallbacks
+
+
+def run(storage_root: str, monkeypatch, parallel: int, per_process: int = 20) -> Run:
     store = setup_store(storage_root, monkeypatch)
     monkeypatch.setenv("RIDERSHIP_RNN_PARALLEL", str(parallel))
     monkeypatch.setenv("RIDERSHIP_RNN_TRAININGS_PER_PROCESS", str(per_process))
@@ -72,25 +75,27 @@ def run(storage_root: str, monkeypatch, parallel: int, per_process: int = 20) ->
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_parallel_backfill_gives_the_serial_registry_and_forecasts(tmp_path, monkeypatch):
-    serial_registry, serial_forecasts, serial_fallbacks = run(str(tmp_path / "serial"), monkeypatch, 0)
+    serial = run(str(tmp_path / "serial"), monkeypatch, 0)
     assert not challengers._POOLS  # the serial path (10 retrains, at most 20 per process) starts no worker
     try:
-        registry, forecasts, fallbacks = run(str(tmp_path / "parallel"), monkeypatch, 2)
+        parallel = run(str(tmp_path / "parallel"), monkeypatch, 2)
         # trained in the workers, none left to the flow; a pool kept (10 retrains, at most 20 per process)
         assert [workers for workers, _ in challengers._POOLS] == [2]
     finally:
         challengers.close_pools()
-    check_same_run(serial_registry, serial_forecasts, serial_fallbacks, registry, forecasts, fallbacks)
+    check_same_run(serial, parallel)
 
     # A long run (more retrains than RIDERSHIP_RNN_TRAININGS_PER_PROCESS): one worker at a time,
     # a fresh one for every 3 trainings, so the flow's process holds no network; the same run again.
     started = challengers.pools_started
-    registry, forecasts, fallbacks = run(str(tmp_path / "recycled"), monkeypatch, 0, per_process=3)
+    recycled = run(str(tmp_path / "recycled"), monkeypatch, 0, per_process=3)
     assert challengers.pools_started - started == 4 and not challengers._POOLS  # 3 + 3 + 3 + 1 trainings
-    check_same_run(serial_registry, serial_forecasts, serial_fallbacks, registry, forecasts, fallbacks)
+    check_same_run(serial, recycled)
 
 
-def check_same_run(serial_registry, serial_forecasts, serial_fallbacks, registry, forecasts, fallbacks) -> None:
+def check_same_run(serial_run: Run, other_run: Run) -> None:
+    serial_registry, serial_forecasts, serial_fallbacks = serial_run
+    registry, forecasts, fallbacks = other_run
     for unique_id in SERIES:
         serial, parallel = serial_registry[unique_id], registry[unique_id]
         # The first cutoff (no champion) and the Monday run dates, less the failed ones.

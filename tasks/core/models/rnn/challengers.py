@@ -16,8 +16,8 @@ started once per (workers, threads) and kept for the life of the process.
 
 A process never gives back what TensorFlow keeps of a trained network (about 30 MB per
 ``multitask_rnn`` training with its forecast, ``keras.utils.clear_session`` or not; TensorFlow
-issue 61791): a backtest of 226 weekly retrains in one process reached 7.7 GB and died in XLA's
-JIT (signal 11). So with ``trainings_per_process`` the workers are fresh processes that stop
+issue 61791): a backtest of 226 weekly retrains in one process died at 7.7 GB after 160 of them,
+in XLA's JIT (signal 11). So with ``trainings_per_process`` the workers are fresh processes that stop
 after that many trainings each, and one such worker is the way to train many challengers one
 after the other without the caller growing.
 """
