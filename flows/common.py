@@ -34,7 +34,7 @@ from tasks.core.models.naive import MODEL_NAME as NAIVE
 from tasks.core.walk_forward import TrainingWindow
 from tasks.ensemble import forecast_ensemble
 from tasks.evaluate import ReportOutcome, evaluate, leaderboard_window, load_actuals, publish_report
-from tasks.forecast import cutoffs_to_run, store_forecasts, walk_forward, weather_history
+from tasks.forecast import cutoffs_to_run, event_history, store_forecasts, walk_forward, weather_history
 
 CUTOFFS_PER_CHUNK = 91
 """Cutoffs fitted and stored together (a quarter): a killed backfill loses at most one chunk of
@@ -236,6 +236,7 @@ def _forecast_chunks(
             yield chunk, forecast_ensemble(store, history, ensemble_spec(settings), series, chunk, settings.horizon, publication_lag)
         return
     window = model_window(model, window)
+    history = event_history(history, model, series, settings.event_schedule)
     if model in WEATHER_MODELS:
         seed_from_snapshot(store, settings)  # a backtest's store may never have run the nightly
         history = weather_history(store, history, model)

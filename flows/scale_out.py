@@ -202,7 +202,7 @@ class ClusterForecasts:
             (chunk, self.runner.submit(forecast_unit, parameters={
                 "store": self.store, "model": model, "unique_id": unique_id, "cutoffs": chunk, "as_of": self.as_of,
                 "horizon": self.settings.horizon, "window": window, "run_id": self.run_id,
-                "publication_lag": self.publication_lag,
+                "publication_lag": self.publication_lag, "event_schedule": self.settings.event_schedule,
             }))
             for unique_id, chunk in work_units(series, cutoffs, active)
         ]  # fmt: skip

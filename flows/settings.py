@@ -26,6 +26,7 @@ STATION_PORTAL_CSV_URL = "https://data.cityofchicago.org/api/views/5neh-572f/row
 STATION_SNAPSHOT_FILE = "CTA_-_Ridership_-__L__Station_Entries_-_Daily_totals.csv.gz"
 STATION_LOCATIONS_FILE = "CTA_-_System_Information_-_List_of__L__Stops.csv"
 WEATHER_SNAPSHOT_FILE = "ohare_weather_daily_1995-2024.csv.gz"
+EVENT_SCHEDULE_FILE = "retrosheet_chicago_home_schedule_2012-2021.txt"
 
 
 def _project_dir() -> Path:
@@ -131,6 +132,9 @@ class Settings:
     weather_forecast_source: str = OPEN_METEO_FORECAST
     # The observed history 1995-2024 that seeds an empty weather store; "" for none.
     weather_offline_snapshot: str = field(default_factory=lambda: _bundled(WEATHER_SNAPSHOT_FILE))
+    # The ball games at Wrigley Field and the White Sox's park (Retrosheet schedule rows), the
+    # stations' game-day regressors in ridge; "" for none.
+    event_schedule: str = field(default_factory=lambda: _bundled(EVENT_SCHEDULE_FILE))
     # Each run asks for the last days again (NCEI fills and corrects recent days for a while).
     weather_observed_days: int = 30
     # The totals file grows by one line a day (0.27 MB for 2001-2021); a cap keeps a runaway or
@@ -222,6 +226,9 @@ class Settings:
         RIDERSHIP_WEATHER_OFFLINE_SNAPSHOT  daily weather file that seeds an empty weather store
                                     (default: the bundled data/ history 1995-2024; empty: none)
         RIDERSHIP_WEATHER_OBSERVED_DAYS  observed days fetched again on every run, at least 1 (default: 30)
+        RIDERSHIP_EVENT_SCHEDULE    the published game schedules (Retrosheet YYYYSKED.TXT rows) whose home
+                                    games are the stations' game days in ridge (default: the bundled
+                                    data/ Cubs and White Sox home schedules 2012-2021; empty: none)
         RIDERSHIP_MAX_SOURCE_MB     a raw file larger than this is rejected unread (default: 64)
         RIDERSHIP_SOURCE_TIMEOUT_S  a download must finish within this many seconds (default: 120)
         RIDERSHIP_SOURCE_RETRY_DELAY_S  first retry delay of a transient failure; doubles, 3 retries (default: 10)
@@ -310,6 +317,7 @@ class Settings:
             weather_forecast_source=env.get("RIDERSHIP_WEATHER_FORECAST_SOURCE", defaults.weather_forecast_source).strip(),
             weather_offline_snapshot=env.get("RIDERSHIP_WEATHER_OFFLINE_SNAPSHOT", defaults.weather_offline_snapshot),
             weather_observed_days=_at_least_one(env, "RIDERSHIP_WEATHER_OBSERVED_DAYS", defaults.weather_observed_days),
+            event_schedule=env.get("RIDERSHIP_EVENT_SCHEDULE", defaults.event_schedule).strip(),
             storage=env.get("RIDERSHIP_STORAGE", defaults.storage),
             series=_csv(env.get("RIDERSHIP_SERIES", ",".join(defaults.series))),
             series_from_env=bool(env.get("RIDERSHIP_SERIES", "").strip()),

@@ -11,11 +11,16 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from schemas.series import STATION_PREFIX
 from storage import Store
+from storage.events import read_event_schedule
+from storage.source import SourceUnavailable
+from tasks.core.data.events import schedule_coverage
+from tasks.core.features.events import MAX_LEAD, event_frame, join_events
 from tasks.core.features.weather import (
     NoiseModel, join_weather, observed_frame, oracle_vintages, simulated_vintages, vintage_frame,
 )  # fmt: skip
-from tasks.core.models.catalog import WEATHER_MODES, SarimaOptions, statistical_forecaster
+from tasks.core.models.catalog import EVENT_MODELS, WEATHER_MODES, SarimaOptions, statistical_forecaster
 from tasks.core.data.activity import history_from_series
 from tasks.core.models.fallback import fallbacks
 from tasks.core.walk_forward import TrainingWindow, historical_forecasts
@@ -54,6 +59,29 @@ def weather_history(store: Store, history: pd.DataFrame, model: str, seed: int =
     else:
         vintages = pd.DataFrame()
     return join_weather(history, [observed_frame(observed), vintage_frame(vintages)])
+
+
+def event_history(history: pd.DataFrame, model: str, series: Sequence[str], schedule: str) -> pd.DataFrame:
+    """``history`` with the game-day lead columns (``tasks/core/features/events.py``) when
+    ``model`` reads them and ``series`` has a station; else unchanged. A schedule that cannot be
+    reached is logged and the run goes on without it (forecasts need no games); one that is not
+    a schedule raises."""
+    if model not in EVENT_MODELS or not schedule or not any(s.startswith(STATION_PREFIX) for s in series):
+        return history
+    try:
+        events = read_event_schedule(schedule)
+    except SourceUnavailable as error:
+        get_run_logger().warning("%s: no game schedule (%s); stations forecast without game days", model, error)
+        return history
+    coverage = schedule_coverage(events)
+    horizon_end = history.index.max() + pd.Timedelta(days=MAX_LEAD)
+    missing = sorted(venue for venue, seasons in coverage.items() if horizon_end.year not in seasons)
+    if missing:
+        get_run_logger().warning(
+            "%s: the game schedule %s has no %d season for %s; stations forecast no games in it",
+            model, schedule, horizon_end.year, ", ".join(missing),
+        )
+    return join_events(history, event_frame(events, history.index, coverage))
 
 
 @task(cache_policy=NO_CACHE)
@@ -143,11 +171,13 @@ def forecast_unit(
     run_id: str,
     sarima: SarimaOptions = SarimaOptions(),
     publication_lag: int = 0,
+    event_schedule: str = "",
 ) -> UnitOutcome:
     """One work unit of a Dask worker: one series over a chunk of cutoffs, fitted one after the
     other in this worker (no process pool inside a worker). It reads the clean store up to
     ``as_of`` (the last date of the history the flow saw) and writes its forecast files itself,
     so only a few bytes travel back to the flow (docs/scale-out.md: measured)."""
     history = history_from_series(store.ridership.read_series([unique_id])).loc[:as_of]
+    history = event_history(history, model, [unique_id], event_schedule)
     forecasts = _walk_forward(history, model, [unique_id], cutoffs, horizon, window, 1, sarima, publication_lag)
     return UnitOutcome(rows=_store_forecasts(store, forecasts, run_id), fallbacks=fallbacks(forecasts))

@@ -191,6 +191,20 @@ def test_a_closed_station_is_forecast_to_stay_closed_not_by_a_fallback():
     assert not forecasts["model_version"].str.startswith("fallback").any()
 
 
+def test_a_closed_station_that_still_records_a_few_entries_is_forecast_to_stay_closed():
+    """Berwyn closed for its rebuild on 2021-05-16 and recorded 0-3 entries a day for weeks
+    after (staff, test rides): with one such day in its last week ridge took it for open and
+    forecast its old ~900 a day at 2021-05-30 (backtest)."""
+    history = station_history(end="2021-11-30")
+    history.loc["2021-10-01":, "station:41700"] = 0.0
+    history.loc["2021-11-24", "station:41700"] = 1.0
+    history.loc["2021-11-27", "station:41700"] = 3.0
+    cutoff = history.index[-1]
+    forecasts = historical_forecasts(history, RidgeForecaster(), ["station:41700"], [cutoff], 14, TrainingWindow.rolling(2557))
+    assert (forecasts["y_hat"] == 0).all()
+    assert not forecasts["model_version"].str.startswith("fallback").any()
+
+
 def test_a_station_reopening_after_months_closed_is_forecast_at_its_old_level_not_by_a_fallback():
     """Three days after a five-month closure most weekdays have not been seen for eight weeks:
     their last known level stands in (before: no baseline, a non-finite forecast, a fallback)."""

@@ -40,6 +40,7 @@ import pandas as pd
 
 from schemas.series import STATION_PREFIX
 from tasks.core.features.calendar_flags import calendar_features
+from tasks.core.features.events import EventArrays, EventFeatures
 from tasks.core.features.weather import WeatherArrays, WeatherFeatures
 from tasks.core.features.level_shifts import (
     LevelShift, ShiftedSeries, ShiftRule, confirming_shifts, detect_level_shifts, ordinary_days,
@@ -101,6 +102,7 @@ class Prepared:
     weekday_level: dict[int, np.ndarray]
     shifts: ShiftedSeries | None = None
     weather: WeatherArrays | None = None
+    events: EventArrays | None = None
 
 
 @dataclass(frozen=True)
@@ -119,11 +121,16 @@ class DirectFeatures:
     young_baseline_keeps_outliers: bool = True
     # Weather regressors (tasks/core/features/weather.py) from the history's weather columns.
     weather: WeatherFeatures | None = None
+    # Game-day regressors (tasks/core/features/events.py) for stations, from the history's event
+    # columns; a total's features never read them.
+    events: EventFeatures | None = None
 
     def spec(self) -> dict[str, Any]:
         weather = {"weather": self.weather.spec()} if self.weather is not None else {}
+        events = {"events": self.events.spec()} if self.events is not None else {}
         return {
             **weather,
+            **events,
             "flags": list(self.flags),
             "outlier_threshold": self.outlier_threshold,
             "station_outlier_threshold": self.station_outlier_threshold,
@@ -209,7 +216,16 @@ class DirectFeatures:
             weekday_level=level,
             shifts=shifts,
             weather=self.weather.arrays(covariates, n, horizon) if self.weather is not None and covariates is not None else None,
+            events=self.event_arrays(covariates, values, horizon, unique_id),
         )
+
+    def event_arrays(self, covariates: pd.DataFrame | None, values: np.ndarray, horizon: int, unique_id: str) -> EventArrays | None:
+        """A station's game-day grids; None for a total or a station younger than a year."""
+        if self.events is None or covariates is None or not unique_id.startswith(STATION_PREFIX):
+            return None
+        if np.count_nonzero(np.isfinite(values)) < self.events.min_history_days:
+            return None
+        return self.events.arrays(covariates, len(values), horizon)
 
     def outlier_threshold_for(self, unique_id: str) -> float:
         """The log deviation beyond which a day of ``unique_id`` is an outlier (0: no outliers)."""
@@ -284,6 +300,8 @@ class DirectFeatures:
             columns.extend((sin, cos, weekend * sin, weekend * cos))
         if self.weather is not None and p.weather is not None:
             columns.extend(self.weather.columns(p.weather, anchors, h))
+        if self.events is not None and p.events is not None:
+            columns.extend(self.events.columns(p.events, anchors, latest, h))
         X = np.column_stack([*columns, p.flags[target]])
         return np.where(np.isfinite(X), X, 0.0), base
 

@@ -27,6 +27,8 @@ WEATHER_MODES = {
     "ridge_weather": "vintages", "ridge_weather_obs": "observed-to-cutoff",
     "ridge_weather_sim": "simulated-forecast", "ridge_weather_oracle": "oracle",
 }  # fmt: skip
+EVENT_MODELS = ("ridge",)
+"""Models whose station forecasts read the game days (``tasks/core/features/events.py``)."""
 COMBINATION_MODELS = ("ensemble",)
 """Models made from other models' stored forecasts (``tasks/core/models/ensemble.py``)."""
 ALL_MODELS = STATISTICAL_MODELS + GLOBAL_MODELS + WEATHER_MODELS + RNN_MODELS + COMBINATION_MODELS
@@ -81,6 +83,7 @@ def model_family(model: str) -> str:
 
 def statistical_forecaster(model: str, sarima: SarimaOptions = SarimaOptions()) -> Forecaster:
     from tasks.core.features.direct import DirectFeatures
+    from tasks.core.features.events import EventFeatures
     from tasks.core.features.weather import WeatherFeatures
     from tasks.core.models.global_ridge import GlobalRidgeForecaster
     from tasks.core.models.naive import SeasonalNaiveForecaster
@@ -101,7 +104,7 @@ def statistical_forecaster(model: str, sarima: SarimaOptions = SarimaOptions()) 
         # logs) does not make: as ridge's ensemble partner it gave the best h=1 of every model.
         return SarimaxForecaster(log=True, name="sarimax_log")
     if model == "ridge":
-        return RidgeForecaster()
+        return RidgeForecaster(features=DirectFeatures(events=EventFeatures()))
     if model == "global_ridge":
         return GlobalRidgeForecaster()
     if model in WEATHER_MODELS:

@@ -167,14 +167,18 @@ class RidgeFitted:
 
 
 CLOSED_DAYS = 7
+CLOSED_BELOW = 10
+"""Fewer entries a day than this is a closed station: a closed one still records a few (staff,
+test rides: Berwyn 0-3 a day for weeks after it closed on 2021-05-16), an open one hundreds."""
 
 
 def closed(values: np.ndarray) -> bool:
-    """No rides on any day of the last week that has a value (a closed station): ridge works on
-    logs and has no level to start from, so it forecasts the closure to go on."""
+    """Fewer than ``CLOSED_BELOW`` rides on every day of the last week that has a value (a
+    closed station): ridge works on logs and has no level to start from, so it forecasts the
+    closure to go on."""
     recent = values[-CLOSED_DAYS:]
     observed = recent[np.isfinite(recent)]
-    return len(observed) > 0 and not (observed > 0).any()
+    return len(observed) > 0 and not (observed >= CLOSED_BELOW).any()
 
 
 def closed_forecast(horizon: int, levels: Sequence[int]) -> Forecast:
