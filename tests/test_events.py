@@ -130,7 +130,8 @@ def test_game_days_after_the_cutoff_row_never_reach_its_forecast():
     cutoff = pd.Timestamp("2018-03-20")
     changed = frame.copy()
     later = changed.index > cutoff
-    changed.loc[later, [c for c in changed.columns if c != "day_type"]] = 1.0 - changed.loc[later, [c for c in changed.columns if c != "day_type"]]
+    numeric = [c for c in changed.columns if c != "day_type"]
+    changed.loc[later, numeric] = 1.0 - changed.loc[later, numeric]
     changed.loc[later, "station:41420"] = 99.0
     forecaster = statistical_forecaster("ridge")
     run = [

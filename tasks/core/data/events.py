@@ -33,18 +33,20 @@ def parse_schedule(lines: Iterable[str], source: str) -> pd.DataFrame:
     """Retrosheet schedule rows → one row per (date, venue) with a game (``EVENT_COLUMNS``;
     a doubleheader is one event day, ``day_night`` of its first game). A row that is not a
     schedule row raises one line naming ``source``, the line and the rule."""
+    numbered = [(number, fields) for number, fields in enumerate(csv.reader(lines), start=1) if fields and fields != [""]]
+    # One date parse for the whole file (a parse per row was most of the read's time, and every
+    # Dask work unit of a station reads the schedule).
+    days = pd.to_datetime(pd.Series([fields[0] for _, fields in numbered], dtype=object), format="%Y%m%d", errors="coerce")
+    weekdays = days.dt.strftime("%a")
     rows: list[tuple[pd.Timestamp, str, str]] = []
-    for number, fields in enumerate(csv.reader(lines), start=1):
-        if not fields or fields == [""]:
-            continue
+    for (number, fields), day, weekday in zip(numbered, days, weekdays):
         where = f"{source}: line {number}"
         if len(fields) != SCHEDULE_FIELDS:
             raise InvalidInput(f"{where}: schedule:fields (expected {SCHEDULE_FIELDS} fields, found {len(fields)})")
-        day = pd.to_datetime(fields[0], format="%Y%m%d", errors="coerce")
         if pd.isna(day):
             raise InvalidInput(f"{where}: schedule:date ({fields[0]!r} is not a YYYYMMDD date)")
-        if day.strftime("%a") != fields[2]:
-            raise InvalidInput(f"{where}: schedule:weekday ({fields[0]} is a {day:%a}, the row says {fields[2]!r})")
+        if weekday != fields[2]:
+            raise InvalidInput(f"{where}: schedule:weekday ({fields[0]} is a {weekday}, the row says {fields[2]!r})")
         venue = fields[6].strip()
         if not venue:
             raise InvalidInput(f"{where}: schedule:home_team (empty)")
