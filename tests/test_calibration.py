@@ -9,7 +9,7 @@ import pytest
 
 from schemas.forecasts import QUANTILE_COLUMNS, interval_quantile_columns
 from tasks.core.calibration import (
-    CalibrationSpec, apply_offsets, band_offsets, calibrate_pending, raw_name,
+    CalibrationSpec, apply_offsets, band_offsets, bands_as_forecast, calibrate_pending, raw_name,
 )  # fmt: skip
 from tasks.core.quantiles import quantiles_from_bands
 
@@ -209,6 +209,68 @@ def test_a_forecast_redone_over_a_twin_without_quantiles_is_calibrated():
     calibrated, raw = calibrate_pending(pd.concat([issued, old_twins], ignore_index=True), actuals, cutoffs, spec)
     pd.testing.assert_frame_equal(calibrated.reset_index(drop=True), expected.reset_index(drop=True))
     assert raw[list(QUANTILE_COLUMNS)].notna().all().all()
+
+
+def calibrated_store(cutoffs, spec: CalibrationSpec, actuals: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A model's forecasts (2 horizons a cutoff) as a run leaves them: calibrated, with twins."""
+    calibrated, raw = calibrate_pending(issued_rows(cutoffs, horizon=2), actuals, cutoffs, spec)
+    return calibrated, raw
+
+
+def test_a_cutoff_forecast_again_is_calibrated_and_written_whole_when_one_horizon_moved():
+    """The store replaces a (cutoff, model, series) file: calibrated rows of only some of a
+    cutoff's horizons dropped the others (an ensemble rerun after one member changed kept 1 row
+    of 14 at five 2020 cutoffs)."""
+    cutoffs = pd.date_range("2024-01-01", periods=4, freq="D")
+    actuals = long_actuals(pd.Series(150.0, index=pd.date_range("2024-01-01", periods=6)))
+    spec = CalibrationSpec(gain=0.1)
+    calibrated, raw = calibrated_store(cutoffs, spec, actuals)
+    last = calibrated["cutoff"] == cutoffs[-1]
+    # Same model version, the data moved h = 2's point only: h = 1 is still the calibrated row.
+    moved = calibrated[last].copy()
+    second = (moved["h"] == 2).to_numpy()
+    fresh = issued_rows(cutoffs[-1:], horizon=2).assign(y_hat=lambda f: f["y_hat"] + np.where(f["h"] == 2, 1.0, 0.0))
+    moved.iloc[second] = fresh.iloc[second].to_numpy()
+    redone, twins = calibrate_pending(pd.concat([calibrated[~last], moved, raw], ignore_index=True), actuals, cutoffs, spec)
+    assert sorted(redone["h"]) == [1, 2] and set(redone["cutoff"]) == {cutoffs[-1]} and len(twins) == 2
+    h1 = redone.set_index("h").loc[1]
+    assert h1["y_hi_80"] == pytest.approx(calibrated[last].set_index("h").loc[1, "y_hi_80"])
+
+
+def test_a_forecast_of_another_version_with_the_same_point_is_not_taken_for_calibrated():
+    """An ensemble forecast again after a member changed keeps its point on most horizons while
+    its bands move (the member's version and bands did): same ``y_hat`` as the twin, other bands,
+    which alone used to mean "calibrated", so those rows stayed raw."""
+    cutoffs = pd.date_range("2024-01-01", periods=4, freq="D")
+    actuals = long_actuals(pd.Series(150.0, index=pd.date_range("2024-01-01", periods=6)))
+    spec = CalibrationSpec(gain=0.1)
+    calibrated, raw = calibrated_store(cutoffs, spec, actuals)
+    last = calibrated["cutoff"] == cutoffs[-1]
+    again = issued_rows(cutoffs[-1:], horizon=2, sigma=1.2, version="m2")
+    stored = pd.concat([calibrated[~last], again, raw], ignore_index=True)
+    redone, _ = calibrate_pending(stored, actuals, cutoffs, spec)
+    without_twin = pd.concat([calibrated[~last], again, raw[raw["cutoff"] < cutoffs[-1]]], ignore_index=True)
+    expected, _ = calibrate_pending(without_twin, actuals, cutoffs, spec)
+    pd.testing.assert_frame_equal(redone.reset_index(drop=True), expected.reset_index(drop=True))
+    assert (redone["y_hi_80"] - 100 > 1.2 * Z[80]).all()  # widened from the new bands, not left raw
+
+
+def test_bands_as_forecast_gives_each_row_the_bands_it_was_forecast_with():
+    cutoffs = pd.date_range("2024-01-01", periods=4, freq="D")
+    actuals = long_actuals(pd.Series(150.0, index=pd.date_range("2024-01-01", periods=6)))
+    calibrated, raw = calibrated_store(cutoffs, CalibrationSpec(gain=0.1), actuals)
+    issued = issued_rows(cutoffs, horizon=2)
+    as_forecast = bands_as_forecast(pd.concat([calibrated, raw], ignore_index=True))
+    assert set(as_forecast["model"]) == {"m"}
+    key = ["cutoff", "h"]
+    pd.testing.assert_frame_equal(
+        as_forecast.sort_values(key).reset_index(drop=True), issued.sort_values(key).reset_index(drop=True), check_like=True
+    )
+    # A row forecast again since (another point) keeps its own bands; no twins: unchanged.
+    moved = calibrated.assign(y_hat=calibrated["y_hat"] + 1.0)
+    kept = bands_as_forecast(pd.concat([moved, raw], ignore_index=True))
+    pd.testing.assert_frame_equal(kept.reset_index(drop=True), moved.reset_index(drop=True))
+    pd.testing.assert_frame_equal(bands_as_forecast(issued), issued)
 
 
 def break_case():

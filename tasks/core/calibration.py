@@ -205,6 +205,9 @@ def calibrate_pending(
         series = actuals.loc[actuals["unique_id"] == unique_id].set_index("ds")["y"].sort_index()
         series_breaks = None if breaks is None else breaks[breaks["unique_id"] == unique_id]
         pending = issued["cutoff"].isin(wanted) & needs_calibration(issued, twin)
+        # A cutoff is calibrated and written whole: the store replaces a (cutoff, model, series)
+        # file, so writing only the rows forecast anew (a horizon whose point moved) dropped the others.
+        pending = pending.groupby(issued["cutoff"]).transform("any")
         from_twin = twin["y_hat"].to_numpy(np.float64) == issued["y_hat"].to_numpy(np.float64)
         source = issued.copy()
         for column in distribution_columns(issued, include_point=False):
@@ -215,8 +218,10 @@ def calibrate_pending(
             data_end = cutoff - pd.Timedelta(days=publication_lag)
             done = apply_offsets(source[at], band_offsets(issued, series, cutoff, spec, data_end, series_breaks))
             columns = distribution_columns(done, include_point=False)
-            # Stored already as it would be (a cutoff with nothing matured, its offsets 0): no rewrite.
-            kept = ~(from_twin[at.to_numpy()] & _same(done[columns], issued.loc[at, columns]))
+            # Stored already as it would be (a cutoff with nothing matured, its offsets 0): no
+            # rewrite; otherwise every row of the cutoff, for the reason above.
+            unchanged = from_twin[at.to_numpy()] & _same(done[columns], issued.loc[at, columns])
+            kept = np.full(len(done), not unchanged.all())
             issued.loc[at, columns] = done[columns].to_numpy()
             calibrated.append(done[kept])
             sources.append(source[at][kept])
@@ -229,13 +234,35 @@ def calibrate_pending(
 
 def needs_calibration(issued: pd.DataFrame, twin: pd.DataFrame) -> pd.Series:
     """Per row of ``issued``: not calibrated yet. Calibrated means an ``@raw`` twin (``twin``,
-    aligned row by row, NaN where none) with the same ``y_hat`` and different bands: a row
-    without a twin was never calibrated, one whose twin has another ``y_hat`` was forecast again
-    since, and one equal to its twin is raw (or calibrated with every offset 0, which redoing
+    aligned row by row, NaN where none, :func:`_aligned`) with the same ``y_hat`` and different
+    bands: a row without a twin was never calibrated, one whose twin has another ``y_hat`` or
+    another version (:func:`_aligned` drops it) was forecast again since, and one equal to its twin is raw (or calibrated with every offset 0, which redoing
     leaves as it is)."""
     same_point = issued["y_hat"].to_numpy(np.float64) == twin["y_hat"].to_numpy(np.float64)
     columns = distribution_columns(issued, include_point=False)
     return pd.Series(~same_point | _same(issued[columns], twin[columns]), index=issued.index)
+
+
+def bands_as_forecast(stored: pd.DataFrame) -> pd.DataFrame:
+    """``stored`` without its ``@raw`` rows, each model's row carrying the bands it was forecast
+    with: its twin's where it has one of the same point and version (it was calibrated since),
+    its own otherwise. What a model combining others' forecasts (the ensemble) reads: its result
+    must not depend on whether its members were calibrated before it ran (a rerun of the
+    ensemble alone) or after (the run that forecast them)."""
+    raw_rows = stored["model"].astype(str).map(is_raw).to_numpy()
+    issued_all, twins = stored[~raw_rows], stored[raw_rows]
+    if twins.empty:
+        return issued_all
+    twin_model = twins["model"].astype(str).str.removesuffix(RAW_SUFFIX)
+    parts = []
+    for (model, unique_id), issued in issued_all.groupby([issued_all["model"].astype(str), "unique_id"], sort=False, observed=True):
+        twin = _aligned(twins[(twin_model == model).to_numpy() & (twins["unique_id"] == unique_id).to_numpy()], issued)
+        from_twin = twin["y_hat"].to_numpy(np.float64) == issued["y_hat"].to_numpy(np.float64)
+        issued = issued.copy()
+        for column in distribution_columns(issued, include_point=False):
+            issued.loc[from_twin, column] = twin.loc[from_twin, column].to_numpy(np.float64)
+        parts.append(issued)
+    return pd.concat(parts).loc[issued_all.index]
 
 
 def _same(left: pd.DataFrame, right: pd.DataFrame) -> np.ndarray:
@@ -248,11 +275,15 @@ def _aligned(twins: pd.DataFrame, issued: pd.DataFrame) -> pd.DataFrame:
     """``twins`` reordered to ``issued``'s (cutoff, h) rows; NaN rows where there is no twin,
     or where the twin lacks a band or quantile the issued row has: the bands as forecast by an
     earlier version (before the contract's quantiles), since forecast again and overwritten.
-    Taken for a twin, it made those rows look calibrated, and they were left raw."""
+    Taken for a twin, it made those rows look calibrated, and they were left raw. Likewise a twin
+    of another ``model_version``: a forecast made again by a changed model (or an ensemble of
+    changed members) can keep its point where its bands moved, and looked calibrated."""
     keyed = twins.drop_duplicates(["cutoff", "h"]).set_index(["cutoff", "h"])
     index = pd.MultiIndex.from_frame(issued[["cutoff", "h"]])
     aligned = keyed.reindex(index).reset_index().set_index(issued.index)
     columns = [c for c in distribution_columns(issued, include_point=False) if c in aligned.columns]
     stale = (aligned[columns].isna().to_numpy() & issued[columns].notna().to_numpy()).any(axis=1)
+    if "model_version" in issued.columns and "model_version" in aligned.columns:
+        stale |= (aligned["model_version"].astype(object) != issued["model_version"].astype(object)).to_numpy()
     aligned.loc[stale, aligned.columns.difference(["cutoff", "h"])] = np.nan
     return aligned
