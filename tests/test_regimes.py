@@ -12,7 +12,7 @@ import pytest
 from storage import Store
 from tasks.core.features.direct import DirectFeatures
 from tasks.core.features.calendar_flags import calendar_features
-from tasks.core.features.level_shifts import ordinary_days, regime_alerts, series_breaks
+from tasks.core.features.level_shifts import ShiftRule, detect_level_shifts, ordinary_days, regime_alerts, series_breaks
 from tasks.core.models.ensemble import Break, EnsembleSpec, ensemble_forecasts, member_weights
 from tasks.core.models.ridge import RidgeForecaster
 from tasks.core.walk_forward import TrainingWindow, historical_forecasts
@@ -105,6 +105,30 @@ def test_ridge_forecasts_the_new_level_seven_days_after_the_break():
         history, RidgeForecaster(features=DirectFeatures(level_shifts=None)), ["rail"], [cutoff], 14, TrainingWindow.rolling(2557)
     )
     assert np.median(old["y_hat"].to_numpy() / actual) > 1.4
+
+
+def test_ridge_sizes_a_young_shift_from_its_latest_weekday():
+    """Spring 2020: a week after the break the weekdays had fallen further than the weekends.
+    Seen from a Sunday, the detection rule's 3-day median takes the weekend's depth; ridge's
+    rule the Friday's, the level of the weekdays it forecasts next."""
+    history = weekly_series()
+    later = history.index >= BREAK + pd.Timedelta(days=5)
+    weekend = history.index.day_of_week >= 5
+    history.loc[later, "rail"] *= np.exp(np.where(weekend[later], 0.2, -0.2))
+    seen = history.loc[: BREAK + pd.Timedelta(days=11)]  # 2021-03-21, a Sunday
+    assert seen.index[-1].day_of_week == 6
+    log_values = np.log(seen["rail"].to_numpy())
+    ordinary = ordinary_days(calendar_features(seen.index))
+    weekday = seen.index.day_of_week.to_numpy()
+    detection = detect_level_shifts(log_values, ordinary, ShiftRule(), weekday=weekday).latest()
+    ridge_rule = DirectFeatures().level_shifts
+    assert ridge_rule is not None and ridge_rule.refine_weekdays and ridge_rule.refine_days == 1
+    ridge = detect_level_shifts(log_values, ordinary, ridge_rule, weekday=weekday).latest()
+    assert detection is not None and ridge is not None and ridge.start == detection.start
+    assert ridge.size == pytest.approx(SHIFT - 0.2, abs=0.08)
+    assert detection.size == pytest.approx(SHIFT + 0.2, abs=0.08)
+    with pytest.raises(ValueError, match="weekday"):
+        detect_level_shifts(log_values, ordinary, ridge_rule)
 
 
 def test_ridge_bands_widen_while_the_regime_is_young():

@@ -11,7 +11,7 @@ from statsmodels.tsa.arima.model import ARIMA
 
 from tasks.core.features.calendar_flags import calendar_features
 from tasks.core.models.sarima import SEED_ORDER, SEED_SEASONAL_ORDER, SarimaForecaster
-from tasks.core.models.sarimax import SARIMAX_FLAGS, SarimaxForecaster, _estimable_columns
+from tasks.core.models.sarimax import SARIMAX_FLAGS, SarimaxForecaster, _estimable_columns, holiday_regressors
 from tasks.core.walk_forward import TrainingWindow, historical_forecasts
 
 WEEKLY_PATTERN = np.array([700.0, 710.0, 720.0, 730.0, 690.0, 400.0, 300.0]) * 1000
@@ -75,6 +75,26 @@ def test_a_holiday_in_the_horizon_is_forecast_low_where_sarima_misses_it(history
     without = SarimaForecaster().fit(window, "rail").forecast(window, 14)
     actual = history.loc["2019-11-28", "rail"]
     assert abs(with_flags.mean[thanksgiving] - actual) < 0.25 * abs(without.mean[thanksgiving] - actual)
+
+
+def test_a_holidays_own_effect_applies_only_where_it_has_sunday_service():
+    """July 4, 2019 (a Thursday, Sunday service) was less low than the other holidays: its own
+    flag learns a rise. July 4, 2020 fell on a Saturday that kept Saturday service (observed on
+    Friday 07-03): a Saturday, not a Saturday plus that rise (bus +99 % in the 2020 backtest)."""
+    history = seasonal_history(days=400)
+    july_4_2019 = pd.Timestamp("2019-07-04")
+    history.loc[july_4_2019, "rail"] *= 1.8  # 72 % of a Thursday, the other holidays 40 %
+    flags = ("holiday_off_sunday", "observed_holiday", "independence_day")
+    columns = pd.DataFrame(holiday_regressors(pd.DatetimeIndex([july_4_2019, "2020-07-03", "2020-07-04"]), flags), columns=flags)
+    assert columns["independence_day"].tolist() == [1.0, 0.0, 0.0]
+    assert columns["holiday_off_sunday"].tolist() == [1.0, 1.0, 0.0]
+    cutoff = pd.Timestamp("2020-06-30")
+    window = history.loc[:cutoff]
+    fitted = SarimaxForecaster(flags=flags, log=True).fit(window, "rail")
+    assert "independence_day" in fitted.flags and fitted.beta[fitted.flags.index("independence_day")] > 0.4
+    forecast = fitted.forecast(window, 14)
+    saturday = (pd.Timestamp("2020-07-04") - cutoff).days - 1
+    assert forecast.mean[saturday] == pytest.approx(WEEKLY_PATTERN[5], rel=0.1)
 
 
 @pytest.mark.parametrize("model", ["sarimax", "sarimax_log"])

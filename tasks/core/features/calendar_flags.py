@@ -74,6 +74,10 @@ CALENDAR_FLAGS = (
     "pride_sunday",  # the last Sunday of June
 )
 
+OWN_DATE_HOLIDAYS = ("new_years_day", "memorial_day", "independence_day", "labor_day", "thanksgiving", "christmas_day")
+"""The flags of each Sunday-service holiday on its own date: on a weekend that date may keep its
+weekend service (July 4 on a Saturday in 2020, observed on the Friday)."""
+
 
 @lru_cache(maxsize=128)
 def _rule_dates(year: int) -> dict[str, frozenset[pd.Timestamp]]:

@@ -115,7 +115,8 @@ class DirectFeatures:
     fourier_terms: int = 3
     year_over_year: bool = True
     weekday_level: bool = True
-    level_shifts: ShiftRule | None = field(default_factory=ShiftRule)
+    # A young regime's size from its latest weekday (level_shifts' docstring; chosen on 2020).
+    level_shifts: ShiftRule | None = field(default_factory=lambda: ShiftRule(refine_days=1, refine_weekdays=True))
     young_regime_weeks: int = 8
     young_baseline_weeks: int = 1
     young_baseline_keeps_outliers: bool = True
@@ -249,7 +250,8 @@ class DirectFeatures:
         if self.level_shifts is None or not self.young_regime_weeks:
             return None
         rule = self.level_shifts.for_series(unique_id)
-        shifts = detect_level_shifts(log_values, ordinary_days(flags), rule, confirmations)
+        weekday = flags.index.day_of_week.to_numpy()
+        shifts = detect_level_shifts(log_values, ordinary_days(flags), rule, confirmations, weekday=weekday)
         latest = shifts.latest()
         if latest is None or len(log_values) - 1 - latest.start >= 7 * self.young_regime_weeks:
             return None

@@ -11,7 +11,11 @@ deviation of its run), so the past is expressed at the new level and the scan go
 those moved values: a second step down a week later (March 2020 fell in two) is a second shift.
 At the end of the series the size of the newest shift is re-estimated from its latest ordinary
 days (``refine_days``), while its same-weekday references still reach back before it: the first
-days of a break are rarely its final depth. The result is an offset per day that turns the series
+days of a break are rarely its final depth. Ridge's rule re-estimates it from the latest ordinary
+**weekday** alone (``refine_days=1, refine_weekdays=True``): in a free fall the latest day is the
+nearest to tomorrow's level (rail fell 0.3 log between 03-16 and 03-18, 2020), and weekends moved
+less than weekdays (rail's Sundays -1.5 log by late March, its weekdays -1.9), so a Saturday or
+Sunday misstated the weekdays, which carry most of the riders. The result is an offset per day that turns the series
 into one without its breaks, at today's level: a four-week baseline then re-anchors on the new
 level as soon as the break is detected instead of after four weeks.
 
@@ -58,12 +62,16 @@ class ShiftRule:
     confirmed_persistence: int = 3
     confirm_days: int = 7
     part_persistence: int = 14
+    # Ridge's rule (tasks/core/features/direct.py) re-estimates from the latest weekday alone;
+    # detection, the breaks stored and the RNNs' history keep the 3-day median.
+    refine_weekdays: bool = False
 
     def spec(self) -> dict[str, float | int]:
         return {
             "threshold": self.threshold, "persistence": self.persistence, "refine_days": self.refine_days,
             "confirmed_persistence": self.confirmed_persistence, "confirm_days": self.confirm_days,
             "part_persistence": self.part_persistence,
+            **({"refine_weekdays": True} if self.refine_weekdays else {}),
         }
 
     def for_series(self, unique_id: str) -> "ShiftRule":
@@ -90,9 +98,10 @@ class ShiftedSeries:
 
 def detect_level_shifts(
     log_values: np.ndarray, ordinary: np.ndarray, rule: ShiftRule = ShiftRule(),
-    confirmations: Sequence[LevelShift] = (),
+    confirmations: Sequence[LevelShift] = (), weekday: np.ndarray | None = None,
 ) -> ShiftedSeries:
     """The level shifts of ``log_values`` (one per day; NaN where unknown) seen from its last day.
+    ``weekday``: Monday = 0 per day, needed by a rule that refines on weekdays only.
 
     ``ordinary``: days that may count in a run or serve as a reference (no holiday flag).
     ``confirmations``: the shifts of the confirming series, positions on the same days."""
@@ -112,7 +121,12 @@ def detect_level_shifts(
         directions.append(int(np.sign(size)))
         after = detected + 1
     if starts:
-        correction = _refinement(adjusted, starts[-1], rule.refine_days)
+        eligible = adjusted
+        if rule.refine_weekdays:
+            if weekday is None:
+                raise ValueError("a rule that refines on weekdays needs each day's weekday")
+            eligible = np.where(np.asarray(weekday)[:n] < 5, adjusted, np.nan)
+        correction = _refinement(adjusted, eligible, starts[-1], rule.refine_days)
         adjusted[: starts[-1]] += correction
         sizes[-1] += correction
     offset = np.zeros(n)
@@ -171,14 +185,15 @@ def _references(adjusted: np.ndarray) -> np.ndarray:
         return np.where(enough, np.nanmedian(lags, axis=0), np.nan)
 
 
-def _refinement(adjusted: np.ndarray, start: int, days: int) -> float:
-    """How far the newest shift's size is off, judged on its latest ``days`` ordinary days
-    against their same-weekday references from before the shift (0 once none reach back)."""
+def _refinement(adjusted: np.ndarray, eligible: np.ndarray, start: int, days: int) -> float:
+    """How far the newest shift's size is off, judged on its latest ``days`` ordinary days that
+    are ``eligible`` (finite there) against their same-weekday references from before the shift
+    (0 once none reach back)."""
     deviations = []
     for t in range(len(adjusted) - 1, start - 1, -1):
         if len(deviations) == days:
             break
-        if np.isnan(adjusted[t]):
+        if np.isnan(eligible[t]):
             continue
         before = [adjusted[t - 7 * w] for w in range(1, REFERENCE_WEEKS + 1) if 0 <= t - 7 * w < start]
         before = [v for v in before if not np.isnan(v)]
@@ -208,8 +223,9 @@ def total_shifts(
 ) -> dict[str, tuple[LevelShift, ...]]:
     """The shifts of each system total in ``history``, by the plain rule (so two totals never
     confirm each other in a circle)."""
+    weekday = pd.DatetimeIndex(history.index).day_of_week.to_numpy()
     return {
-        total: detect_level_shifts(log_series(history, total), ordinary, rule).shifts
+        total: detect_level_shifts(log_series(history, total), ordinary, rule, weekday=weekday).shifts
         for total in TOTAL_SERIES if total in history.columns
     }  # fmt: skip
 
@@ -234,9 +250,10 @@ def shifted_series(
     daily = history.asfreq("D") if len(history) else history
     ordinary = ordinary_days(calendar_features(daily.index))
     totals = total_shifts(daily, ordinary, rule)  # once, not once per series
+    weekday = pd.DatetimeIndex(daily.index).day_of_week.to_numpy()
     found = {
         unique_id: detect_level_shifts(
-            log_series(daily, unique_id), ordinary, rule.for_series(unique_id), _of_others(totals, unique_id)
+            log_series(daily, unique_id), ordinary, rule.for_series(unique_id), _of_others(totals, unique_id), weekday
         )
         for unique_id in unique_ids
     }  # fmt: skip
