@@ -213,8 +213,7 @@ def test_a_forecast_redone_over_a_twin_without_quantiles_is_calibrated():
 
 def calibrated_store(cutoffs, spec: CalibrationSpec, actuals: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A model's forecasts (2 horizons a cutoff) as a run leaves them: calibrated, with twins."""
-    calibrated, raw = calibrate_pending(issued_rows(cutoffs, horizon=2), actuals, cutoffs, spec)
-    return calibrated, raw
+    return calibrate_pending(issued_rows(cutoffs, horizon=2), actuals, cutoffs, spec)
 
 
 def test_a_cutoff_forecast_again_is_calibrated_and_written_whole_when_one_horizon_moved():

@@ -208,24 +208,21 @@ def calibrate_pending(
         # A cutoff is calibrated and written whole: the store replaces a (cutoff, model, series)
         # file, so writing only the rows forecast anew (a horizon whose point moved) dropped the others.
         pending = pending.groupby(issued["cutoff"]).transform("any")
-        from_twin = twin["y_hat"].to_numpy(np.float64) == issued["y_hat"].to_numpy(np.float64)
-        source = issued.copy()
-        for column in distribution_columns(issued, include_point=False):
-            source.loc[from_twin, column] = twin.loc[from_twin, column].to_numpy(np.float64)
+        source, from_twin = _with_twin_bands(issued, twin)
         for cutoff in sorted(issued.loc[pending, "cutoff"].unique()):
             cutoff = pd.Timestamp(cutoff)
             at = pending & (issued["cutoff"] == cutoff)
             data_end = cutoff - pd.Timedelta(days=publication_lag)
             done = apply_offsets(source[at], band_offsets(issued, series, cutoff, spec, data_end, series_breaks))
             columns = distribution_columns(done, include_point=False)
+            unchanged = (from_twin[at.to_numpy()] & _same(done[columns], issued.loc[at, columns])).all()
+            issued.loc[at, columns] = done[columns].to_numpy()
             # Stored already as it would be (a cutoff with nothing matured, its offsets 0): no
             # rewrite; otherwise every row of the cutoff, for the reason above.
-            unchanged = from_twin[at.to_numpy()] & _same(done[columns], issued.loc[at, columns])
-            kept = np.full(len(done), not unchanged.all())
-            issued.loc[at, columns] = done[columns].to_numpy()
-            calibrated.append(done[kept])
-            sources.append(source[at][kept])
-    if not any(len(rows) for rows in calibrated):
+            if not unchanged:
+                calibrated.append(done)
+                sources.append(source[at])
+    if not calibrated:
         return issued_all.iloc[:0], issued_all.iloc[:0]
     raw = pd.concat(sources, ignore_index=True)
     raw["model"] = raw["model"].astype(str).map(raw_name)
@@ -236,8 +233,8 @@ def needs_calibration(issued: pd.DataFrame, twin: pd.DataFrame) -> pd.Series:
     """Per row of ``issued``: not calibrated yet. Calibrated means an ``@raw`` twin (``twin``,
     aligned row by row, NaN where none, :func:`_aligned`) with the same ``y_hat`` and different
     bands: a row without a twin was never calibrated, one whose twin has another ``y_hat`` or
-    another version (:func:`_aligned` drops it) was forecast again since, and one equal to its twin is raw (or calibrated with every offset 0, which redoing
-    leaves as it is)."""
+    another version (:func:`_aligned` drops it) was forecast again since, and one equal to its
+    twin is raw (or calibrated with every offset 0, which redoing leaves as it is)."""
     same_point = issued["y_hat"].to_numpy(np.float64) == twin["y_hat"].to_numpy(np.float64)
     columns = distribution_columns(issued, include_point=False)
     return pd.Series(~same_point | _same(issued[columns], twin[columns]), index=issued.index)
@@ -257,12 +254,18 @@ def bands_as_forecast(stored: pd.DataFrame) -> pd.DataFrame:
     parts = []
     for (model, unique_id), issued in issued_all.groupby([issued_all["model"].astype(str), "unique_id"], sort=False, observed=True):
         twin = _aligned(twins[(twin_model == model).to_numpy() & (twins["unique_id"] == unique_id).to_numpy()], issued)
-        from_twin = twin["y_hat"].to_numpy(np.float64) == issued["y_hat"].to_numpy(np.float64)
-        issued = issued.copy()
-        for column in distribution_columns(issued, include_point=False):
-            issued.loc[from_twin, column] = twin.loc[from_twin, column].to_numpy(np.float64)
-        parts.append(issued)
+        parts.append(_with_twin_bands(issued, twin)[0])
     return pd.concat(parts).loc[issued_all.index]
+
+
+def _with_twin_bands(issued: pd.DataFrame, twin: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """A copy of ``issued`` with the bands and quantiles of its aligned ``twin`` where the twin
+    has the same point (the bands as forecast), and which rows those are."""
+    from_twin = twin["y_hat"].to_numpy(np.float64) == issued["y_hat"].to_numpy(np.float64)
+    source = issued.copy()
+    for column in distribution_columns(issued, include_point=False):
+        source.loc[from_twin, column] = twin.loc[from_twin, column].to_numpy(np.float64)
+    return source, from_twin
 
 
 def _same(left: pd.DataFrame, right: pd.DataFrame) -> np.ndarray:

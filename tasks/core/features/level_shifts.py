@@ -15,9 +15,9 @@ days of a break are rarely its final depth. Ridge's rule re-estimates it from th
 **weekday** alone (``refine_days=1, refine_weekdays=True``): in a free fall the latest day is the
 nearest to tomorrow's level (rail fell 0.3 log between 03-16 and 03-18, 2020), and weekends moved
 less than weekdays (rail's Sundays -1.5 log by late March, its weekdays -1.9), so a Saturday or
-Sunday misstated the weekdays, which carry most of the riders. The result is an offset per day that turns the series
-into one without its breaks, at today's level: a four-week baseline then re-anchors on the new
-level as soon as the break is detected instead of after four weeks.
+Sunday misstated the weekdays, which carry most of the riders. The result is an offset per day
+that turns the series into one without its breaks, at today's level: a four-week baseline then
+re-anchors on the new level as soon as the break is detected instead of after four weeks.
 
 A shift in a **confirming series** (the system totals, for every other series of the panel)
 shortens the run needed: ``confirmed_persistence`` days deviating the same way are a shift when a
