@@ -52,6 +52,9 @@ def flagged(flags: pd.DataFrame, name: str, year: int) -> list[str]:
         ("mlk_day", 2019, ["2019-01-21"]),
         ("presidents_day", 2019, ["2019-02-18"]),
         ("columbus_day", 2019, ["2019-10-14"]),
+        ("veterans_day", 2021, ["2021-11-11"]),
+        ("veterans_day", 2017, ["2017-11-10"]),  # a Saturday: observed on the Friday
+        ("veterans_day", 2018, ["2018-11-12"]),  # a Sunday: observed on the Monday
         ("marathon_sunday", 2019, ["2019-10-13"]),
         ("marathon_sunday", 2018, ["2018-10-07"]),  # the first Sunday of October that year
         ("good_friday", 2019, ["2019-04-19"]),

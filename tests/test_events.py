@@ -106,6 +106,16 @@ def test_ridge_forecasts_a_stations_game_days_from_the_schedule_and_a_total_igno
     np.testing.assert_array_equal(plain, games)
 
 
+def test_the_column_count_includes_two_regressors_per_venue():
+    history, events = game_station()
+    frame = with_games(history, events)
+    features = DirectFeatures(events=EventFeatures())
+    values = frame["station:41420"].to_numpy()
+    prepared = features.prepare(values, frame.index[0], 14, unique_id="station:41420", covariates=frame)
+    X, _ = features.design(prepared, np.array([400, 500]), 3)
+    assert X.shape[1] == features.n_columns(prepared) == features.n_columns() + 2 * len(prepared.events.leads)
+
+
 def test_a_station_younger_than_a_year_is_forecast_without_game_days():
     history, events = game_station()
     cutoff = pd.Timestamp("2018-07-01")

@@ -144,14 +144,14 @@ def test_a_column_equal_to_a_sum_of_others_is_dropped_and_the_kept_ones_are_full
 def test_holiday_off_sunday_as_the_sum_of_each_holidays_flag_is_not_fitted_twice():
     """Issue 19: in the 400 days to 2019-03-01 no Sunday-service holiday fell on a Sunday, so
     ``holiday_off_sunday`` is the sum of each holiday's own flag (and ``observed_holiday``), and
-    Christmas Eve + New Year's Eve (both Mondays) are the bridge days: 26 occurring flags of rank
-    24. The earlier flag of each dependent set is kept."""
+    Christmas Eve + New Year's Eve (both Mondays) are the bridge days: 27 occurring flags of rank
+    25. The earlier flag of each dependent set is kept."""
     days = pd.date_range(end="2019-03-01", periods=400, freq="D")
     exog = calendar_features(days, SARIMAX_FLAGS).to_numpy()
     kept = _estimable_columns(exog, np.ones(len(days), dtype=bool))
     occurring = [f for f, column in zip(SARIMAX_FLAGS, exog.T) if column.any()]
-    assert len(occurring) == 26 and np.linalg.matrix_rank(exog) == 24
-    assert len(kept) == np.linalg.matrix_rank(exog[:, kept]) == 24
+    assert len(occurring) == 27 and np.linalg.matrix_rank(exog) == 25
+    assert len(kept) == np.linalg.matrix_rank(exog[:, kept]) == 25
     assert sorted(set(occurring) - {SARIMAX_FLAGS[j] for j in kept}) == ["bridge_day", "christmas_day"]
 
 

@@ -11,6 +11,7 @@ from tasks.core.features.weather import (
     FORECAST_VARIABLES, NoiseModel, WeatherFeatures, forecast_column, join_weather, observed_frame, oracle_vintages,
     simulated_vintages, vintage_frame,
 )  # fmt: skip
+from tasks.core.features.direct import DirectFeatures
 from tasks.core.models.catalog import statistical_forecaster
 from tasks.core.walk_forward import TrainingWindow, historical_forecasts
 from tests.synthetic import synthetic_clean
@@ -90,6 +91,18 @@ def test_the_fit_uses_forecast_weather_only_where_the_cutoff_has_a_vintage(weath
     without = join_weather(pd.DataFrame(index=days), [observed_frame(weather)])
     arrays = features.arrays(without.loc[:CUTOFF], len(without.loc[:CUTOFF]), 14)
     assert not arrays.use_forecast and features.columns(arrays, np.array([10, 20]), 1) == []
+
+
+@pytest.mark.parametrize("vintages", [True, False])
+def test_the_column_count_includes_the_weather_regressors(weather, vintages: bool):
+    days = pd.date_range("2015-01-01", "2019-06-30")
+    history = bus_history_with_weather(weather, oracle_vintages(weather, days) if vintages else pd.DataFrame()).loc[:CUTOFF]
+    features = DirectFeatures(weather=WeatherFeatures())
+    prepared = features.prepare(history["bus"].to_numpy(), history.index[0], 14, unique_id="bus", covariates=history)
+    assert prepared.weather.use_forecast is vintages
+    for h, weather_columns in ((1, 4 if vintages else 0), (14, 4 if vintages else 0), (15, 0)):
+        X, _ = features.design(prepared, np.array([500, 600]), h)
+        assert X.shape[1] == features.n_columns(prepared, h) == features.n_columns() + weather_columns
 
 
 def test_forecast_weather_moves_the_forecast_and_the_oracle_beats_no_weather(weather):

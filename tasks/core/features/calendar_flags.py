@@ -14,7 +14,10 @@ the same weekday one and two weeks either side, bus / rail): the day after Thank
 (Saturday); Good Friday -0.15 / -0.13; Monday..Thursday before it (Holy Week, the public schools'
 spring break in 12 of the 13 years 2008-2020) -0.12 / -0.05; Easter Sunday
 -0.05 / -0.11; Martin Luther King Jr. Day -0.36 / -0.34 and Presidents' Day -0.30 / -0.25 (weekday
-service, schools closed); Columbus Day -0.19 / -0.09; a weekday between a holiday and the weekend
+service, schools closed); Columbus Day -0.19 / -0.09; Veterans Day (observed on the nearest
+weekday; schools closed, weekday service) -0.20 / -0.14 against the same weekday two and one weeks
+before and one after (two after is Thanksgiving's week in half the years), every year of 2010-2019
+between -0.11 and -0.31 on bus; a weekday between a holiday and the weekend
 (July 5 on a Friday) -0.14 / -0.19; the Friday before a Monday holiday -0.03 / -0.05, the Sunday
 before it +0.06 / +0.12; the St. Patrick's parade Saturday +0.06 / +0.35, the Marathon (the Sunday
 before Columbus Day) -0.03 / +0.30 and the Pride parade (last Sunday of June) 0.00 / +0.28 move
@@ -66,6 +69,7 @@ CALENDAR_FLAGS = (
     "mlk_day",  # weekday service, schools and offices closed
     "presidents_day",
     "columbus_day",
+    "veterans_day",  # Nov 11, or the Friday before / Monday after when on a weekend; schools closed
     "good_friday",
     "holy_week",  # Monday..Thursday before Easter, most years the public schools' spring break
     "easter_sunday",
@@ -90,6 +94,7 @@ def _rule_dates(year: int) -> dict[str, frozenset[pd.Timestamp]]:
     thanksgiving = min(dates(USThanksgivingDay))
     columbus = min(dates(USColumbusDay))
     good_friday = min(dates(GoodFriday))
+    november_11 = pd.Timestamp(f"{year}-11-11")
     march_17 = pd.Timestamp(f"{year}-03-17")
     june_30 = pd.Timestamp(f"{year}-06-30")
     day = pd.Timedelta(days=1)
@@ -100,6 +105,8 @@ def _rule_dates(year: int) -> dict[str, frozenset[pd.Timestamp]]:
         "mlk_day": dates(USMartinLutherKingJr),
         "presidents_day": dates(USPresidentsDay),
         "columbus_day": frozenset({columbus}),
+        # Observed on the nearest weekday, as the federal and school calendars do.
+        "veterans_day": frozenset({november_11 + {5: -day, 6: day}.get(november_11.day_of_week, 0 * day)}),
         "marathon_sunday": frozenset({columbus - day}),
         "good_friday": frozenset({good_friday}),
         "holy_week": frozenset(good_friday - k * day for k in range(1, 5)),
@@ -184,6 +191,7 @@ def _flags_on_consecutive_days(days: pd.DatetimeIndex) -> dict[str, np.ndarray]:
         "mlk_day": _in_rule(days, "mlk_day"),
         "presidents_day": _in_rule(days, "presidents_day"),
         "columbus_day": _in_rule(days, "columbus_day"),
+        "veterans_day": _in_rule(days, "veterans_day"),
         "good_friday": _in_rule(days, "good_friday"),
         "holy_week": _in_rule(days, "holy_week"),
         "easter_sunday": _in_rule(days, "easter_sunday"),

@@ -68,6 +68,7 @@ DIRECT_FLAGS = (
     "mlk_day",
     "presidents_day",
     "columbus_day",
+    "veterans_day",
     "good_friday",
     "holy_week",
     "easter_sunday",
@@ -307,10 +308,18 @@ class DirectFeatures:
         X = np.column_stack([*columns, p.flags[target]])
         return np.where(np.isfinite(X), X, 0.0), base
 
-    def n_columns(self) -> int:
+    def n_columns(self, prepared: Prepared | None = None, h: int = 1) -> int:
+        """How many regressors :meth:`design` returns on ``prepared`` for horizon ``h`` (without
+        ``prepared``: on a series with no weather or event columns, whose count depends on the
+        data)."""
         weekday_level = 2 if self.weekday_level else 0
         yoy = 2 if self.year_over_year else 0
-        return 6 + weekday_level + yoy + 7 + 4 * self.fourier_terms + len(self.flags)
+        count = 6 + weekday_level + yoy + 7 + 4 * self.fourier_terms + len(self.flags)
+        if prepared is not None and self.weather is not None and prepared.weather is not None:
+            count += self.weather.n_columns(prepared.weather, h)
+        if prepared is not None and self.events is not None and prepared.events is not None:
+            count += len(prepared.events.leads) * (2 if self.events.baseline_share else 1)
+        return count
 
 
 def _last_known_same_weekday(values: np.ndarray) -> np.ndarray:

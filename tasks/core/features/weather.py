@@ -287,8 +287,9 @@ class WeatherFeatures:
             out.append(cold if h <= self.anchor_cold_horizons else np.zeros(len(anchors)))
         return out
 
-    def n_columns(self, use_forecast: bool) -> int:
-        return (4 if use_forecast else 0) + (1 if self.anchor_cold_horizons else 0)
+    def n_columns(self, weather: WeatherArrays, h: int) -> int:
+        """How many regressors :meth:`columns` returns for horizon ``h``."""
+        return (4 if weather.use_forecast and h <= self.max_lead else 0) + (1 if self.anchor_cold_horizons else 0)
 
 
 def _target_value(weather: WeatherArrays, variable: str, anchors: np.ndarray, target: np.ndarray, h: int) -> np.ndarray:

@@ -167,11 +167,10 @@ def holiday_regressors(days: pd.DatetimeIndex, flags: Sequence[str]) -> np.ndarr
     gave ``independence_day`` +0.5 log on top of the holiday's drop, and on July 4, 2020, a
     Saturday on Saturday service (observed on the Friday), that alone put the forecast at twice
     the actual riders (bus +99 %). Where the date keeps its weekend service it is that weekend day."""
-    values = calendar_features(days, flags).to_numpy().copy()
+    frame = calendar_features(days, tuple(dict.fromkeys((*flags, "holiday_off_sunday"))))
+    values = frame[list(flags)].to_numpy().copy()
     own = [i for i, flag in enumerate(flags) if flag in OWN_DATE_HOLIDAYS]
-    if own:
-        service = calendar_features(days, ("holiday_off_sunday",)).to_numpy()
-        values[:, own] *= service
+    values[:, own] *= frame[["holiday_off_sunday"]].to_numpy()
     return values
 
 
