@@ -67,16 +67,24 @@ def table(rows: pd.DataFrame, reference: str = "naive") -> pd.DataFrame:
     return out.reset_index().sort_values(["unique_id", "wis"])
 
 
+def stored_forecasts(folder: str) -> pd.DataFrame:
+    """The bus and rail forecasts of a backtest folder, through the forecast store."""
+    return ForecastStore(Root.from_url(str(Path(folder).resolve()))).read(series=["bus", "rail"])
+
+
+def print_table(title: str, forecasts: pd.DataFrame, result: pd.DataFrame) -> None:
+    print(f"{title}, cutoffs {forecasts['cutoff'].min():%Y-%m-%d} .. {forecasts['cutoff'].max():%Y-%m-%d}")
+    with pd.option_context("display.width", 200, "display.float_format", "{:,.3f}".format):
+        print(result.to_string(index=False))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder")
     parser.add_argument("--raw", default=str(RAW))
     args = parser.parse_args(argv)
-    forecasts = ForecastStore(Root.from_url(str(Path(args.folder).resolve()))).read(series=["bus", "rail"])
-    result = table(scored_rows(forecasts, read_actuals(args.raw)))
-    print(f"{args.folder}: cutoffs {forecasts['cutoff'].min():%Y-%m-%d} .. {forecasts['cutoff'].max():%Y-%m-%d}")
-    with pd.option_context("display.width", 200, "display.float_format", "{:,.3f}".format):
-        print(result.to_string(index=False))
+    forecasts = stored_forecasts(args.folder)
+    print_table(args.folder, forecasts, table(scored_rows(forecasts, read_actuals(args.raw))))
     return 0
 
 
