@@ -24,6 +24,11 @@ Regressors (all relative to the baseline unless said otherwise):
 * the mean deviation of the last 3, 7 and 14 days from their own four-week baselines: the
   current level, whatever the weekday (reacts to a break within days);
 * for a weekday target, the mean of the last 5 and 10 weekdays (10 values, not 4: less noise);
+  the weekdays' levels differ (the weekday dummies learn by how much), so once a level shift
+  lies in the window, the target's baseline is first moved to the weekdays' mean through the
+  week's shape of the last ``weekday_shape_weeks`` weeks, not the one the dummies learned over
+  years mostly before the break (after 2020 hybrid work reshaped the week: rail's Fridays ran
+  9 % above ridge's forecasts through 2021);
 * last year's and the year before's deviation of the same weekday 52 and 104 weeks earlier from
   its own baseline then (the seasonal shape: summer weekends, August, December);
 * weekday one-hot, day-of-year Fourier terms (also times a weekend indicator), calendar flags.
@@ -102,6 +107,7 @@ class Prepared:
     recent_deviation: dict[int, np.ndarray]
     weekday_level: dict[int, np.ndarray]
     shifts: ShiftedSeries | None = None
+    weekday_shape: np.ndarray | None = None  # per day: its weekday's recent offset from the week
     weather: WeatherArrays | None = None
     events: EventArrays | None = None
 
@@ -119,6 +125,9 @@ class DirectFeatures:
     # A young regime's size from its latest weekday (level_shifts' docstring; chosen on 2020).
     level_shifts: ShiftRule | None = field(default_factory=lambda: ShiftRule(refine_days=1, refine_weekdays=True))
     young_regime_weeks: int = 8
+    # After a level shift, the weekdays' shape from this many weeks (module docstring; chosen on
+    # 2019 and 2021 among 8, 26 and 52: 0 turns it off).
+    weekday_shape_weeks: int = 52
     young_baseline_weeks: int = 1
     young_baseline_keeps_outliers: bool = True
     # Weather regressors (tasks/core/features/weather.py) from the history's weather columns.
@@ -141,6 +150,7 @@ class DirectFeatures:
             "weekday_level": self.weekday_level,
             "level_shifts": self.level_shifts.spec() if self.level_shifts else None,
             "young_regime_weeks": self.young_regime_weeks,
+            "weekday_shape_weeks": self.weekday_shape_weeks,
             "young_baseline_weeks": self.young_baseline_weeks,
             "young_baseline_keeps_outliers": self.young_baseline_keeps_outliers,
         }
@@ -163,7 +173,8 @@ class DirectFeatures:
         flags = all_flags[list(self.flags)].to_numpy() if self.flags else np.zeros((len(days), 0))
         holiday = all_flags["holiday_off_sunday"].to_numpy() > 0
         special = all_flags[list(self.flags) or ["holiday_off_sunday"]].to_numpy().any(axis=1) | holiday
-        shifts = self.young_shifts(log_values[:n], all_flags.iloc[:n], confirmations, unique_id=unique_id)
+        found = self.level_shifts_found(log_values[:n], all_flags.iloc[:n], confirmations, unique_id=unique_id)
+        shifts = found if self.is_young(found, n) else None
         if shifts is not None:
             # The past re-expressed at today's level: baselines re-anchor once a break is detected.
             log_values[:n] += shifts.offset
@@ -203,6 +214,8 @@ class DirectFeatures:
             weekday = days.day_of_week.to_numpy()
             weekday_clean = np.where(weekday < 5, clean, np.nan)
             level = {k: np.nanmean(_daily_lags(weekday_clean, k), axis=0) for k in (7, 14)}
+            broken = found is not None and bool(found.shifts) and self.weekday_shape_weeks > 0
+            shape = _weekday_shape(weekday_clean, self.weekday_shape_weeks) if broken else None
         return Prepared(
             n_observed=n,
             log_values=log_values,
@@ -217,6 +230,7 @@ class DirectFeatures:
             recent_deviation=recent,
             weekday_level=level,
             shifts=shifts,
+            weekday_shape=shape,
             weather=self.weather.arrays(covariates, n, horizon) if self.weather is not None and covariates is not None else None,
             events=self.event_arrays(covariates, values, horizon, unique_id),
         )
@@ -240,23 +254,23 @@ class DirectFeatures:
             return ()
         return confirming_shifts(history, unique_id, ordinary_days(calendar_features(history.index)), self.level_shifts)
 
-    def young_shifts(
+    def level_shifts_found(
         self, log_values: np.ndarray, flags: pd.DataFrame, confirmations: Sequence[LevelShift] = (), *, unique_id: str
     ) -> ShiftedSeries | None:
-        """The level shifts of the series, when its latest one started less than
-        ``young_regime_weeks`` before its last day; else None. Only a young regime changes the
-        features: once a new level is older than that, the outlier rule has long accepted it
-        and the four-week baselines hold only its days, so the model is the calm-year one (and
-        its calm-year accuracy does not move)."""
-        if self.level_shifts is None or not self.young_regime_weeks:
+        """The level shifts of the series seen from its last day (None when no rule uses them)."""
+        if self.level_shifts is None or not (self.young_regime_weeks or self.weekday_shape_weeks):
             return None
         rule = self.level_shifts.for_series(unique_id)
         weekday = flags.index.day_of_week.to_numpy()
-        shifts = detect_level_shifts(log_values, ordinary_days(flags), rule, confirmations, weekday=weekday)
-        latest = shifts.latest()
-        if latest is None or len(log_values) - 1 - latest.start >= 7 * self.young_regime_weeks:
-            return None
-        return shifts
+        return detect_level_shifts(log_values, ordinary_days(flags), rule, confirmations, weekday=weekday)
+
+    def is_young(self, found: ShiftedSeries | None, n_observed: int) -> bool:
+        """Whether the latest shift started less than ``young_regime_weeks`` before the last of
+        ``n_observed`` days. Only a young regime re-anchors the baselines: once a new level is older
+        than that, the outlier rule has long accepted it and the four-week baselines hold only its
+        days, so the model is the calm-year one (and its calm-year accuracy does not move)."""
+        latest = found.latest() if found is not None else None
+        return latest is not None and n_observed - 1 - latest.start < 7 * self.young_regime_weeks
 
     def design(self, p: Prepared, anchors: np.ndarray, h: int) -> tuple[np.ndarray, np.ndarray]:
         """The regressor matrix (one row per anchor) and the baseline for horizon ``h``.
@@ -286,8 +300,10 @@ class DirectFeatures:
         ]
         if self.weekday_level:
             ordinary_weekday = (p.weekday[target] < 5) & ~p.holiday[target]
+            # The target's baseline moved to the weekdays' mean by the recent shape (after a break).
+            reference = base if p.weekday_shape is None else base - np.nan_to_num(p.weekday_shape[latest])
             for k in (7, 14):
-                columns.append(np.where(ordinary_weekday, p.weekday_level[k][anchors] - base, 0.0))
+                columns.append(np.where(ordinary_weekday, p.weekday_level[k][anchors] - reference, 0.0))
         if self.year_over_year:
             for lag in (YEAR, 2 * YEAR):
                 then = latest - lag
@@ -320,6 +336,14 @@ class DirectFeatures:
         if prepared is not None and self.events is not None and prepared.events is not None:
             count += len(prepared.events.leads) * (2 if self.events.baseline_share else 1)
         return count
+
+
+def _weekday_shape(weekday_values: np.ndarray, weeks: int) -> np.ndarray:
+    """Per day, the mean over its weekday's last ``weeks`` values (it included) of each one's
+    offset from the mean of the weekdays in the seven days ending on it: where that weekday sits
+    in the week lately. Looks back only. ``weekday_values``: NaN on weekends and excluded days."""
+    offset = weekday_values - np.nanmean(_daily_lags(weekday_values, 7), axis=0)
+    return np.nanmean(_weekly_lags(offset, 0, weeks), axis=0)
 
 
 def _last_known_same_weekday(values: np.ndarray) -> np.ndarray:
