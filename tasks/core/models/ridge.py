@@ -36,6 +36,10 @@ the direction and size, not one ladder):
 * training window (Huber 1.0, penalty 10): 5 years A 21,816 / 20,547, B 25,687 / 23,066, C
   17,622 / 15,481; 6 years A 22,066 / 20,105, B 25,419 / 22,767; **7 years** A 21,852 / 19,956,
   B 25,430 / 22,796, C 16,816 / 15,470 (4 years: A 22,540 / 21,564, B 26,408 / 23,822);
+* the ``veterans_day`` flag: B -1.2 % / -1.1 %, C -1.5 % / -1.0 %; after a level shift in the
+  window, the week's shape of the last 52 weeks in the weekday-level regressors
+  (``weekday_shape_weeks``): C -0.5 % / -5.5 %, B bit-identical (no break), 2020-08..2021-02
+  (held out) within 0.4 % (8 or 26 weeks, or the shape always on: B up to +2.3 %);
 * tried, not kept: the other series' recent levels as regressors (B h=1 rail 19,379 -> 18,972,
   everything else within +-250); the raw (outlier-included) deviation of the last 1-2 days
   (A h=1 bus -581, rail +1,354); 4 Fourier pairs (A -269 / +117, B -305 / +220); recency
