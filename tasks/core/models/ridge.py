@@ -39,7 +39,7 @@ the direction and size, not one ladder):
 * the ``veterans_day`` flag: B -1.2 % / -1.1 %, C -1.5 % / -1.0 %; after a level shift in the
   window, the week's shape of the last 52 weeks in the weekday-level regressors
   (``weekday_shape_weeks``): C -0.5 % / -5.5 %, B bit-identical (no break), 2020-08..2021-02
-  (held out) within 0.4 % (8 or 26 weeks, or the shape always on: B up to +2.3 %);
+  (held out) within 0.4 % (8 or 26 weeks, or the shape always on: B up to +2.4 %);
 * tried, not kept: the other series' recent levels as regressors (B h=1 rail 19,379 -> 18,972,
   everything else within +-250); the raw (outlier-included) deviation of the last 1-2 days
   (A h=1 bus -581, rail +1,354); 4 Fourier pairs (A -269 / +117, B -305 / +220); recency
