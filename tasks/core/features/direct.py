@@ -334,7 +334,7 @@ class DirectFeatures:
         if prepared is not None and self.weather is not None and prepared.weather is not None:
             count += self.weather.n_columns(prepared.weather, h)
         if prepared is not None and self.events is not None and prepared.events is not None:
-            count += len(prepared.events.leads) * (2 if self.events.baseline_share else 1)
+            count += self.events.n_columns(prepared.events)
         return count
 
 

@@ -119,3 +119,7 @@ class EventFeatures:
                 games = np.nansum(played, axis=0)
                 out.append(np.divide(games, known, out=np.zeros(len(anchors)), where=known > 0))
         return out
+
+    def n_columns(self, events: EventArrays) -> int:
+        """How many regressors :meth:`columns` returns on ``events``."""
+        return len(events.leads) * (2 if self.baseline_share else 1)
